@@ -1,0 +1,73 @@
+"""Files people look at: sample grids, plot tables for DVC, and figures for MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from sklearn import metrics as skm
+from torchvision.utils import make_grid
+
+from pneumogan.io import LABELS, atomic_path
+
+
+def save_grid(path: Path, images: torch.Tensor, nrow: int = 8) -> None:
+    """Save N×1×H×W images in [-1, 1] as one PNG grid (fixed range, no per-image stretch)."""
+    from PIL import Image
+
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+    arr = ((grid[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr, mode="L").save(tmp, format="PNG")
+
+
+def save_table(path: Path, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def _save_fig(fig: plt.Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def curves_figure(path: Path, table: pd.DataFrame, panels: dict[str, list[str]]) -> None:
+    """One panel per entry of `panels` (title → columns), x = epoch."""
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False, layout="constrained"
+    )
+    for ax, (title, cols) in zip(axes[0], panels.items(), strict=True):
+        for col in cols:
+            ax.plot(table["epoch"], table[col], label=col)
+        ax.set(title=title, xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save_fig(fig, path)
+
+
+def evaluation_figure(path: Path, y: np.ndarray, p: np.ndarray, threshold: float) -> None:
+    """ROC, precision-recall and confusion matrix of the test predictions, side by side."""
+    fig, (roc, pr, cm) = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
+    skm.RocCurveDisplay.from_predictions(y, p, ax=roc, name="classifier")
+    roc.plot([0, 1], [0, 1], "k:", lw=1)
+    roc.set_title("ROC (test)")
+    skm.PrecisionRecallDisplay.from_predictions(y, p, ax=pr, name="classifier")
+    pr.set_title("Precision-recall (test)")
+    skm.ConfusionMatrixDisplay.from_predictions(
+        y,
+        (p >= threshold).astype(int),
+        labels=[0, 1],
+        display_labels=[LABELS[0], LABELS[1]],
+        ax=cm,
+        colorbar=False,
+        cmap="Blues",
+    )
+    cm.set_title(f"Confusion at threshold {threshold:g}")
+    _save_fig(fig, path)

@@ -1,0 +1,84 @@
+"""MLflow: one run per stage execution, in a SQLite store at the repo root by default."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+EXPERIMENT = "pneumogan"
+
+
+def repo_root() -> Path:
+    """The main repo root: DVC sets DVC_ROOT to it, for queued and --temp experiments too."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def git_commit(root: Path) -> str:
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        return os.environ["DVC_EXP_BASELINE_REV"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+class StageRun:
+    """Thin handle on the active MLflow run, so stages never import mlflow themselves."""
+
+    def __init__(self, mlflow_module: Any) -> None:
+        self._mlflow = mlflow_module
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        self._mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self._mlflow.log_artifacts(str(path), artifact_path=artifact_path or path.name)
+        elif path.is_file():
+            self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
+    """Open an MLflow run tagged with stage, DVC experiment and commit, with `params` logged."""
+    for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import mlflow
+
+    root = repo_root()
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        # Pin artifacts to the repo root; the default is relative to the cwd, which is a
+        # throw-away directory for queued and --temp experiments.
+        location = (root / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # created concurrently
+            mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+    tags = {
+        "stage": stage,
+        "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
+        "git_commit": git_commit(root),
+    }
+    with mlflow.start_run(run_name=stage, tags=tags):
+        mlflow.log_params(dict(params))
+        yield StageRun(mlflow)

@@ -1,0 +1,46 @@
+"""Stage evaluate: the classifier on the real test split, read here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from pneumogan import metrics, stage, tracking
+from pneumogan.classifier import load_classifier, predict_proba
+from pneumogan.io import load_split, write_json
+from pneumogan.params import flatten, load_params
+from pneumogan.plots import evaluation_figure, save_table
+
+log = logging.getLogger("pneumogan.evaluate")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = stage.parser(__doc__)
+    p.add_argument("--model", type=Path, required=True, help="classifier checkpoint")
+    p.add_argument("--test", type=Path, required=True, help="real test split")
+    p.add_argument("--metrics", type=Path, required=True, help="test metrics (json)")
+    p.add_argument("--plots", type=Path, required=True, help="directory for plot files")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    ep = params.evaluate
+    model = load_classifier(args.model)
+    images, labels = load_split(args.test)
+    with tracking.stage_run("evaluate", flatten({"evaluate": ep})) as run:
+        prob = predict_proba(model, images, batch_size=ep.batch_size)
+        scores = metrics.binary_metrics(labels, prob, ep.threshold)
+        save_table(args.plots / "roc.csv", metrics.roc_table(labels, prob))
+        save_table(args.plots / "pr.csv", metrics.pr_table(labels, prob))
+        save_table(
+            args.plots / "predictions.csv", metrics.predictions_table(labels, prob, ep.threshold)
+        )
+        evaluation_figure(args.plots / "evaluation.png", labels, prob, ep.threshold)
+        write_json(args.metrics, scores)
+        run.log_metrics(scores)
+        run.log_artifact(args.plots, "plots")
+        run.log_artifact(args.metrics)
+        log.info("test: %s", ", ".join(f"{k} {v}" for k, v in scores.items()))
+
+
+if __name__ == "__main__":
+    stage.run(main)

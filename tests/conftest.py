@@ -1,0 +1,84 @@
+"""Tiny generated data and params shared by the tests; the real dataset is never needed here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLIT_COUNTS = {"train": (12, 36), "val": (6, 10), "test": (6, 10)}  # (normal, pneumonia)
+
+
+def make_images(labels: np.ndarray, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """Noise plus a bright disc for pneumonia, so a classifier has something to learn."""
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2).astype(float)
+    base = rng.normal(90, 25, size=(labels.size, size, size))
+    images = base + 80 * labels[:, None, None] * disc
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def make_medmnist(seed: int = 0, size: int = 28) -> dict[str, np.ndarray]:
+    """A MedMNIST-format dict (train/val/test images, (N, 1) labels), classes imbalanced."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, (n0, n1) in SPLIT_COUNTS.items():
+        labels = rng.permutation(np.r_[np.zeros(n0), np.ones(n1)].astype(np.uint8))
+        out[f"{split}_images"] = make_images(labels, rng, size)
+        out[f"{split}_labels"] = labels[:, None]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_raw_dir(tmp_path_factory) -> Path:
+    """A directory holding a tiny pneumoniamnist.npz, as PNEUMOGAN_DATA_DIR would name."""
+    d = tmp_path_factory.mktemp("raw_copy")
+    np.savez(d / "pneumoniamnist.npz", **make_medmnist())
+    return d
+
+
+def tiny_params() -> dict:
+    """The real params.yaml with every expensive knob turned down."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["gan"].update(
+        latent_dim=8, width=4, epochs=2, batch_size=8, sample_every=1, device="cpu"
+    )
+    params["synthesize"].update(batch_size=16)
+    params["train"].update(width=4, epochs=2, batch_size=16, patience=2, device="cpu")
+    params["evaluate"].update(batch_size=16)
+    return params
+
+
+@pytest.fixture
+def params_file(tmp_path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params()))
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _mlflow_store(tmp_path_factory):
+    """One throw-away MLflow store for the whole session (creating a SQLite store is slow)."""
+    mp = pytest.MonkeyPatch()
+    store = tmp_path_factory.mktemp("mlflow")
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    mp.setenv("DVC_ROOT", str(store))
+    yield store
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    """No test may reach the network or the user's medmnist cache."""
+    from pneumogan import data
+
+    monkeypatch.setattr(data, "MEDMNIST_CACHE", tmp_path / "no-medmnist-cache")
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_url", no_network)
