@@ -168,6 +168,8 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     d = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
     out: dict[str, Any] = {}
     for name, value in d.items():
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
         if isinstance(value, dict):
             out.update(flatten(value, f"{prefix}{name}."))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -30,6 +31,26 @@ def save_grid(path: Path, images: torch.Tensor, nrow: int = 8) -> None:
 def save_table(path: Path, table: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+class History:
+    """Per-epoch numbers: a log line and MLflow metrics as they come, then a CSV and a figure."""
+
+    def __init__(self, run, logger: logging.Logger) -> None:
+        self.run, self.log, self.rows = run, logger, []
+
+    def __call__(self, epoch: int, stats: dict[str, float]) -> None:
+        self.rows.append({"epoch": epoch, **stats})
+        self.run.log_metrics(stats, step=epoch)
+        self.log.info("epoch %3d  %s", epoch, "  ".join(f"{k} {v:.4f}" for k, v in stats.items()))
+
+    def save(self, csv_path: Path, panels: dict[str, list[str]]) -> None:
+        """Write the table (a DVC plot) and its figure beside it; log both to MLflow."""
+        table = pd.DataFrame(self.rows)
+        save_table(csv_path, table)
+        curves_figure(csv_path.with_suffix(".png"), table, panels)
+        self.run.log_artifact(csv_path)
+        self.run.log_artifact(csv_path.with_suffix(".png"))
 
 
 def _save_fig(fig: plt.Figure, path: Path) -> None:

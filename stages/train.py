@@ -6,13 +6,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 from pneumogan import stage, tracking
 from pneumogan.classifier import ClassifierConfig, save_checkpoint, train_classifier
 from pneumogan.io import load_split, write_json
 from pneumogan.params import flatten, load_params
-from pneumogan.plots import curves_figure, save_table
+from pneumogan.plots import History
 from pneumogan.runtime import pick_device, seed_everything
 
 log = logging.getLogger("pneumogan.train")
@@ -42,22 +40,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         params.mixup,
         device,
     )
-    rows: list[dict] = []
     logged = flatten({"seed": params.seed, "mixup": params.mixup, "train": tp})
     with tracking.stage_run("train", logged) as run:
-
-        def on_epoch(epoch: int, stats: dict[str, float]) -> None:
-            rows.append({"epoch": epoch, **stats})
-            run.log_metrics(stats, step=epoch)
-            log.info(
-                "epoch %3d  train_loss %.4f  val_loss %.4f  val_auc %.4f  val_acc %.4f",
-                epoch,
-                stats["train_loss"],
-                stats["val_loss"],
-                stats["val_auc"],
-                stats["val_accuracy"],
-            )
-
+        history = History(run, log)
         model, summary = train_classifier(
             train,
             val,
@@ -73,21 +58,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             seed=params.seed,
             generator=generator,
             device=device,
-            on_epoch=on_epoch,
+            on_epoch=history,
         )
-        table = pd.DataFrame(rows)
-        save_table(args.curves, table)
-        figure = args.curves.with_suffix(".png")
-        curves_figure(
-            figure,
-            table,
+        history.save(
+            args.curves,
             {"loss": ["train_loss", "val_loss"], "validation": ["val_auc", "val_accuracy"]},
         )
         save_checkpoint(args.model, model.cpu(), cfg, summary)
         write_json(args.metrics, summary)
         run.log_metrics(summary)
-        for path in (args.model, args.curves, figure):
-            run.log_artifact(path)
+        run.log_artifact(args.model)
         log.info("kept epoch %d (val AUC %.4f)", summary["best_epoch"], summary["best_val_auc"])
 
 

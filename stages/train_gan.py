@@ -6,13 +6,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 from pneumogan import gan, stage, tracking
 from pneumogan.fuse import minority_class
 from pneumogan.io import LABELS, atomic_dir, load_split
 from pneumogan.params import flatten, load_params
-from pneumogan.plots import curves_figure, save_grid, save_table
+from pneumogan.plots import History, save_grid
 from pneumogan.runtime import pick_device, seed_everything
 
 log = logging.getLogger("pneumogan.train_gan")
@@ -41,21 +39,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         gp.epochs,
         device,
     )
-    rows: list[dict] = []
     logged = flatten({"seed": params.seed, "gan": gp})
     with tracking.stage_run("train_gan", logged) as run, atomic_dir(args.samples) as samples:
-
-        def on_epoch(epoch: int, stats: dict[str, float]) -> None:
-            rows.append({"epoch": epoch, **stats})
-            run.log_metrics(stats, step=epoch)
-            log.info(
-                "epoch %3d  loss_d %.4f  loss_g %.4f  D(x) %.3f  D(G(z)) %.3f",
-                epoch,
-                stats["loss_d"],
-                stats["loss_g"],
-                stats["d_real"],
-                stats["d_fake"],
-            )
+        history = History(run, log)
 
         def on_samples(epoch: int, x) -> None:
             save_grid(samples / f"epoch_{epoch:04d}.png", x)
@@ -70,18 +56,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             sample_every=gp.sample_every,
             generator=generator,
             device=device,
-            on_epoch=on_epoch,
+            on_epoch=history,
             on_samples=on_samples,
         )
-        table = pd.DataFrame(rows)
-        save_table(args.losses, table)
-        figure = args.losses.with_suffix(".png")
-        curves_figure(
-            figure, table, {"losses": ["loss_d", "loss_g"], "discriminator": ["d_real", "d_fake"]}
+        history.save(
+            args.losses, {"losses": ["loss_d", "loss_g"], "discriminator": ["d_real", "d_fake"]}
         )
         gan.save_checkpoint(args.model, G, D, cfg, gp.epochs, minority)
-        for path in (args.model, args.losses, figure):
-            run.log_artifact(path)
+        run.log_artifact(args.model)
         run.log_artifact(samples, "samples")
 
 

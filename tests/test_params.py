@@ -17,7 +17,9 @@ def test_repo_params_load():
     params = load_params(ROOT / "params.yaml")
     assert isinstance(params, Params)
     assert params.data.size in (28, 64, 128, 224)
-    assert "gan.lr" in flatten(params)
+    flat = flatten(params)
+    assert flat["gan.lr"] == params.gan.lr and flat["seed"] == params.seed
+    assert flatten({"seed": 1, "train": params.train})["train.epochs"] == params.train.epochs
 
 
 def test_every_knob_has_a_comment():

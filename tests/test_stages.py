@@ -173,6 +173,7 @@ def test_mlflow_has_one_run_per_stage_with_params_metrics_artifacts(run_dir):
     }
     tr = by_stage["train"]
     assert tr.data.params["mixup"] == "0.2" and "val_auc" in tr.data.metrics
+    assert tr.data.params["train.epochs"] == "2" and tr.data.params["seed"] == "42"
     assert tr.data.tags["dvc_experiment"] == "workspace" and tr.data.tags["git_commit"]
     history = mlflow.MlflowClient().get_metric_history(tr.info.run_id, "val_auc")
     assert [m.step for m in history] == [1, 2]
