@@ -64,9 +64,12 @@ class SmallResNet(nn.Module):
         )
         self.head = nn.Linear(4 * width, 1)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled penultimate layer (4·width numbers per image)."""
+        return torch.flatten(F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)).view(-1)
+        return self.head(self.features(x)).view(-1)
 
 
 class TorchvisionResNet(nn.Module):

@@ -1,7 +1,12 @@
-"""DCGAN (Radford et al., 2016) for the minority class, scaled to every MedMNIST size."""
+"""DCGAN (Radford et al., 2016) for the minority class, scaled to every MedMNIST size.
+
+Two variants: `dcgan` (batch-norm discriminator, non-saturating loss) and `sn_hinge`
+(spectral-norm discriminator without batch norm, hinge loss; Miyato et al., 2018).
+"""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Callable
@@ -24,6 +29,7 @@ class GanConfig:
     size: int
     latent_dim: int
     width: int
+    variant: str = "dcgan"  # checkpoints from before variants existed are DCGANs
 
 
 def levels(size: int) -> tuple[int, int]:
@@ -71,21 +77,30 @@ class Generator(nn.Module):
         return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
 
 
+VARIANTS = ("dcgan", "sn_hinge")
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
+        if cfg.variant not in VARIANTS:
+            raise ValueError(f"GAN variant {cfg.variant!r}: must be one of {list(VARIANTS)}")
         base, k = levels(cfg.size)
         ch = [cfg.width * 2**i for i in range(k)]
+        sn = cfg.variant == "sn_hinge"
         layers: list[nn.Module] = [nn.Conv2d(1, ch[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in itertools.pairwise(ch):
-            layers += [
-                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.LeakyReLU(0.2, True),
-            ]
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=sn))
+            if not sn:  # spectral norm replaces batch norm as the stabiliser
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, True))
         layers += [nn.Conv2d(ch[-1], 1, base, 1, 0)]
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
+        if sn:
+            for m in self.net:
+                if isinstance(m, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).view(-1)
@@ -101,6 +116,20 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.squeeze(1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
+def d_loss(variant: str, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
+    if variant == "sn_hinge":
+        return F.relu(1 - logit_real).mean() + F.relu(1 + logit_fake).mean()
+    return F.binary_cross_entropy_with_logits(
+        logit_real, torch.ones_like(logit_real)
+    ) + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+
+
+def g_loss(variant: str, logit_gen: torch.Tensor) -> torch.Tensor:
+    if variant == "sn_hinge":
+        return -logit_gen.mean()
+    return F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+
+
 def train_gan(
     images: np.ndarray,
     cfg: GanConfig,
@@ -114,14 +143,22 @@ def train_gan(
     device: torch.device,
     on_epoch: Callable[[int, dict[str, float]], None] = lambda e, m: None,
     on_samples: Callable[[int, torch.Tensor], None] = lambda e, x: None,
-) -> tuple[Generator, Discriminator]:
-    """Train G and D with the non-saturating loss; report losses, D(x) and D(G(z)) per epoch."""
+    score: Callable[[Generator], float] | None = None,
+    eval_every: int = 1,
+) -> tuple[Generator, Discriminator, int]:
+    """Train G and D; report losses, D(x) and D(G(z)) (as probabilities) per epoch.
+
+    With `score` (lower is better, e.g. a distance to held-out images), G is scored every
+    `eval_every` epochs and at the end, and the best-scoring networks are returned with their
+    epoch; without it, the last ones.
+    """
     G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999))
     real_all = to_unit(images)
     n = real_all.shape[0]
     fixed_z = torch.randn(64, cfg.latent_dim, generator=generator).to(device)
+    best: tuple[float, int, tuple[dict, dict] | None] = (math.inf, 0, None)
     bar = progress(range(1, epochs + 1), desc="train_gan", unit="epoch")
     for epoch in bar:
         G.train()
@@ -134,14 +171,11 @@ def train_gan(
             z = torch.randn(real.shape[0], cfg.latent_dim, generator=generator).to(device)
             fake = G(z)
             logit_real, logit_fake = D(real), D(fake.detach())
-            loss_d = F.binary_cross_entropy_with_logits(
-                logit_real, torch.ones_like(logit_real)
-            ) + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+            loss_d = d_loss(cfg.variant, logit_real, logit_fake)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            logit_gen = D(fake)
-            loss_g = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+            loss_g = g_loss(cfg.variant, D(fake))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -150,13 +184,26 @@ def train_gan(
             sums["d_real"] += torch.sigmoid(logit_real).mean().item()
             sums["d_fake"] += torch.sigmoid(logit_fake).mean().item()
         stats = {k: v / len(batches) for k, v in sums.items()}
+        G.eval()
+        if score is not None and (epoch % eval_every == 0 or epoch == epochs):
+            with torch.no_grad():
+                stats["fid_heldout"] = score(G)
+            if stats["fid_heldout"] < best[0]:
+                best = (
+                    stats["fid_heldout"],
+                    epoch,
+                    copy.deepcopy((G.state_dict(), D.state_dict())),
+                )
         bar.set_postfix(loss_d=f"{stats['loss_d']:.3f}", loss_g=f"{stats['loss_g']:.3f}")
         on_epoch(epoch, stats)
         if epoch % sample_every == 0 or epoch == epochs:
-            G.eval()
             with torch.no_grad():
                 on_samples(epoch, G(fixed_z).cpu())
-    return G, D
+    if score is None:
+        return G, D, epochs
+    G.load_state_dict(best[2][0])
+    D.load_state_dict(best[2][1])
+    return G.eval(), D, best[1]
 
 
 def save_checkpoint(
@@ -176,8 +223,9 @@ def save_checkpoint(
         )
 
 
-def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, int]:
-    """Rebuild the generator from its checkpoint; return it and the class it imitates."""
+def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict]:
+    """Rebuild the generator from its checkpoint; return it with the checkpoint's label, epoch
+    and config."""
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
         G = Generator(GanConfig(**ckpt["config"])).to(device)
@@ -187,7 +235,7 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Gene
             f"{path}: not a usable GAN checkpoint ({type(err).__name__}: {err}); "
             "rerun train_gan (dvc repro -f train_gan)"
         ) from None
-    return G.eval(), int(ckpt["label"])
+    return G.eval(), {"label": int(ckpt["label"]), "epoch": int(ckpt["epoch"]), **ckpt["config"]}
 
 
 @torch.no_grad()

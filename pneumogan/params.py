@@ -38,7 +38,17 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class ReferenceParams:
+    width: int = _pos()
+    epochs: int = _pos()
+    batch_size: int = _pos()
+    lr: float = _pos()
+    device: Literal["auto", "cpu", "cuda", "mps"]
+
+
+@dataclass(frozen=True)
 class GanParams:
+    variant: Literal["dcgan", "sn_hinge"]
     latent_dim: int = _pos()
     width: int = _pos()
     epochs: int = _pos()
@@ -46,12 +56,16 @@ class GanParams:
     lr: float = _pos()
     beta1: float = field(metadata=_rng(0.0, 1.0))
     sample_every: int = _pos()
+    eval_every: int = _pos()
     device: Literal["auto", "cpu", "cuda", "mps"]
 
 
 @dataclass(frozen=True)
 class SynthesizeParams:
     batch_size: int = _pos()
+    nearest_k: int = _pos()
+    kid_subsets: int = _pos()
+    copy_percentile: float = field(metadata=_rng(0.0, 100.0, lo_open=True))
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,7 @@ class Params:
     mixup: float = field(metadata=_rng(0.0))
     data: DataParams
     split: SplitParams
+    reference: ReferenceParams
     gan: GanParams
     synthesize: SynthesizeParams
     fuse: FuseParams

@@ -45,8 +45,9 @@ class History:
         self.log.info("epoch %3d  %s", epoch, "  ".join(f"{k} {v:.4f}" for k, v in stats.items()))
 
     def save(self, csv_path: Path, panels: dict[str, list[str]]) -> None:
-        """Write the table (a DVC plot) and its figure beside it; log both to MLflow."""
-        table = pd.DataFrame(self.rows)
+        """Write the panels' columns (a DVC plot) and their figure beside it; log both."""
+        columns = [c for cols in panels.values() for c in cols]
+        table = pd.DataFrame(self.rows)[["epoch", *columns]].dropna()
         save_table(csv_path, table)
         curves_figure(csv_path.with_suffix(".png"), table, panels)
         self.run.log_artifact(csv_path)

@@ -49,6 +49,9 @@ class StageRun:
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
         self._mlflow.log_metrics(clean, step=step)
 
+    def set_tag(self, key: str, value: object) -> None:
+        self._mlflow.set_tag(key, str(value))
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         if path.is_dir():

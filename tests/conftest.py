@@ -43,10 +43,11 @@ def tiny_raw_dir(tmp_path_factory) -> Path:
 def tiny_params() -> dict:
     """The real params.yaml with every expensive knob turned down."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["reference"].update(width=4, epochs=1, batch_size=16, device="cpu")
     params["gan"].update(
-        latent_dim=8, width=4, epochs=2, batch_size=8, sample_every=1, device="cpu"
+        latent_dim=8, width=4, epochs=2, batch_size=8, sample_every=1, eval_every=1, device="cpu"
     )
-    params["synthesize"].update(batch_size=16)
+    params["synthesize"].update(batch_size=16, nearest_k=3, kid_subsets=5)
     params["train"].update(width=4, epochs=2, batch_size=16, patience=2, device="cpu")
     params["evaluate"].update(batch_size=16)
     return params

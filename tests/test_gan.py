@@ -7,9 +7,10 @@ from pneumogan.io import DataError
 from tests.conftest import make_images
 
 
+@pytest.mark.parametrize("variant", ["dcgan", "sn_hinge"])
 @pytest.mark.parametrize("size", [28, 64, 128, 224])
-def test_networks_scale_with_size_and_train_one_step(size):
-    cfg = gan.GanConfig(size=size, latent_dim=8, width=2)
+def test_networks_scale_with_size_and_train_one_step(size, variant):
+    cfg = gan.GanConfig(size=size, latent_dim=8, width=2, variant=variant)
     G, D = gan.Generator(cfg), gan.Discriminator(cfg)
     x = G(torch.randn(3, 8))
     assert x.shape == (3, 1, size, size)
@@ -34,6 +35,51 @@ def test_networks_scale_with_size_and_train_one_step(size):
     assert seen[1] == (64, 1, size, size)
 
 
+def test_variants_differ_where_they_should():
+    dc = gan.Discriminator(gan.GanConfig(28, 8, 4, "dcgan"))
+    sn = gan.Discriminator(gan.GanConfig(28, 8, 4, "sn_hinge"))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in dc.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in sn.modules())
+    assert sum(torch.nn.utils.parametrize.is_parametrized(m) for m in sn.modules()) == 3
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert gan.d_loss("sn_hinge", real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
+    assert gan.g_loss("sn_hinge", fake).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="GAN variant 'wgan'"):
+        gan.Discriminator(gan.GanConfig(28, 8, 4, "wgan"))
+
+
+def test_best_scoring_generator_is_kept():
+    cfg = gan.GanConfig(size=28, latent_dim=8, width=2)
+    images = make_images(np.zeros(4, dtype=np.int64), np.random.default_rng(0))
+    scores = iter([5.0, 3.0, 4.0, 9.0])  # epochs 2, 4, 6 and the last, 7
+    snapshots = {}
+
+    def score(G):
+        value = next(scores)
+        snapshots[value] = {k: v.clone() for k, v in G.state_dict().items()}
+        return value
+
+    seen = []
+    G, _, kept = gan.train_gan(
+        images,
+        cfg,
+        epochs=7,
+        batch_size=4,
+        lr=2e-4,
+        beta1=0.5,
+        sample_every=100,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        on_epoch=lambda e, m: seen.append((e, m.get("fid_heldout"))),
+        score=score,
+        eval_every=2,
+    )
+    assert kept == 4
+    assert [s for s in seen if s[1] is not None] == [(2, 5.0), (4, 3.0), (6, 4.0), (7, 9.0)]
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, snapshots[3.0][k])
+
+
 def test_unsupported_size():
     with pytest.raises(ValueError, match="not 4·2\\^k or 7·2\\^k"):
         gan.levels(50)
@@ -52,8 +98,8 @@ def test_checkpoint_round_trip_and_exact_synthesis(tmp_path):
     cfg = gan.GanConfig(size=28, latent_dim=8, width=4)
     G, D = gan.Generator(cfg), gan.Discriminator(cfg)
     gan.save_checkpoint(tmp_path / "g.pt", G, D, cfg, epoch=3, label=0)
-    G2, label = gan.load_generator(tmp_path / "g.pt")
-    assert label == 0
+    G2, meta = gan.load_generator(tmp_path / "g.pt")
+    assert meta["label"] == 0 and meta["epoch"] == 3 and meta["variant"] == "dcgan"
     imgs = gan.synthesize(G2, 37, batch_size=10, generator=torch.Generator().manual_seed(1))
     again = gan.synthesize(G2, 37, batch_size=16, generator=torch.Generator().manual_seed(1))
     assert imgs.shape == (37, 28, 28) and imgs.dtype == np.uint8

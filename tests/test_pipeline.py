@@ -55,6 +55,7 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
     assert ran(first) == [
         "download",
         "split",
+        "reference",
         "train_gan",
         "synthesize",
         "fuse",

@@ -1,6 +1,8 @@
 """Each stage's main(argv) on temp paths and tiny data, in pipeline order."""
 
+import importlib
 import json
+import shlex
 
 import mlflow
 import numpy as np
@@ -10,136 +12,87 @@ import yaml
 from pneumogan import data
 from pneumogan.io import DataError, load_split
 from pneumogan.params import ParamsError
-from stages import download, evaluate, fuse, split, synthesize, train, train_gan
-from tests.conftest import tiny_params
+from stages import download, train, train_gan
+from tests.conftest import ROOT, tiny_params
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_raw_dir):
-    """Run all seven stages once, as dvc.yaml wires them, into one temp directory."""
+    """Run every stage once, with the arguments dvc.yaml gives it, inside one temp directory."""
     d = tmp_path_factory.mktemp("stages")
     (d / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
-    p = ["--params", str(d / "params.yaml")]
     mp = pytest.MonkeyPatch()
     mp.setenv(data.DATA_DIR_ENV, str(tiny_raw_dir))
-    download.main([*p, "--out", str(d / "raw")])
+    for name, spec in DVC["stages"].items():
+        _, _, module, *args = shlex.split(spec["cmd"])
+        assert module == f"stages.{name}"
+        args = [a if a.startswith("--") else str(d / a) for a in args]
+        importlib.import_module(module).main(["--params", str(d / "params.yaml"), *args])
     mp.undo()
-    split.main(
-        [
-            *p,
-            "--raw",
-            str(d / "raw"),
-            "--out",
-            str(d / "split"),
-            "--metrics",
-            str(d / "m/split.json"),
-        ]
-    )
-    train_gan.main(
-        [
-            *p,
-            "--train",
-            str(d / "split/train.npz"),
-            "--model",
-            str(d / "gan.pt"),
-            "--losses",
-            str(d / "m/gan/losses.csv"),
-            "--samples",
-            str(d / "m/gan/s"),
-        ]
-    )
-    synthesize.main(
-        [
-            *p,
-            "--model",
-            str(d / "gan.pt"),
-            "--train",
-            str(d / "split/train.npz"),
-            "--out",
-            str(d / "synthetic"),
-        ]
-    )
-    fuse.main(
-        [
-            *p,
-            "--train",
-            str(d / "split/train.npz"),
-            "--synthetic",
-            str(d / "synthetic"),
-            "--out",
-            str(d / "fused"),
-            "--metrics",
-            str(d / "m/fuse.json"),
-        ]
-    )
-    train.main(
-        [
-            *p,
-            "--train",
-            str(d / "fused/train.npz"),
-            "--val",
-            str(d / "split/val.npz"),
-            "--model",
-            str(d / "clf.pt"),
-            "--metrics",
-            str(d / "m/train.json"),
-            "--curves",
-            str(d / "m/train/curves.csv"),
-        ]
-    )
-    evaluate.main(
-        [
-            *p,
-            "--model",
-            str(d / "clf.pt"),
-            "--test",
-            str(d / "split/test.npz"),
-            "--metrics",
-            str(d / "m/eval.json"),
-            "--plots",
-            str(d / "m/eval"),
-        ]
-    )
     return d
 
 
 def test_download_writes_raw_and_provenance(run_dir):
-    prov = json.loads((run_dir / "raw/provenance.json").read_text())
+    prov = json.loads((run_dir / "data/raw/provenance.json").read_text())
     assert prov["official"] is False and prov["n_samples"] == {"train": 48, "val": 16, "test": 16}
-    assert (run_dir / "raw/pneumoniamnist.npz").is_file()
+    assert (run_dir / "data/raw/pneumoniamnist.npz").is_file()
 
 
 def test_split_counts(run_dir):
-    counts = json.loads((run_dir / "m/split.json").read_text())
+    counts = json.loads((run_dir / "metrics/split.json").read_text())
     assert counts["train"] == {"normal": 12, "pneumonia": 36, "total": 48}
 
 
 def test_gan_outputs(run_dir):
-    losses = (run_dir / "m/gan/losses.csv").read_text().splitlines()
+    losses = (run_dir / "metrics/gan/losses.csv").read_text().splitlines()
     assert losses[0] == "epoch,loss_d,loss_g,d_real,d_fake" and len(losses) == 3
-    assert sorted(p.name for p in (run_dir / "m/gan/s").iterdir()) == [
+    assert sorted(p.name for p in (run_dir / "metrics/gan/samples").iterdir()) == [
         "epoch_0001.png",
         "epoch_0002.png",
     ]
-    assert (run_dir / "m/gan/losses.png").stat().st_size > 0
+    assert (run_dir / "metrics/gan/losses.png").stat().st_size > 0
+    fid = (run_dir / "metrics/gan/fid.csv").read_text().splitlines()
+    assert fid[0] == "epoch,fid_heldout" and len(fid) == 3
+
+
+def test_gan_quality_metrics(run_dir):
+    report = json.loads((run_dir / "metrics/gan.json").read_text())
+    for probe in ("synthetic", "real_heldout", "other_class"):
+        assert set(report[probe]) == {
+            "fid",
+            "kid",
+            "kid_std",
+            "precision",
+            "recall",
+            "density",
+            "coverage",
+        }
+        assert report[probe]["fid"] >= 0
+    assert report["n"] == {"probe": 6, "train_minority": 12, "synthetic": 24}
+    assert report["generator"]["variant"] == "dcgan"
+    assert report["generator"]["kept_epoch"] in (1, 2)
+    assert 0 <= report["memorisation"]["share_synthetic"] <= 1
+    assert json.loads((run_dir / "metrics/reference.json").read_text())["epochs_run"] == 1
 
 
 def test_synthesize_makes_exactly_what_is_missing(run_dir):
-    images, labels = load_split(run_dir / "synthetic/synthetic.npz", need_both_classes=False)
+    images, labels = load_split(run_dir / "data/synthetic/synthetic.npz", need_both_classes=False)
     assert images.shape == (24, 28, 28) and set(labels.tolist()) == {0}
 
 
 def test_fuse_balances(run_dir):
-    comp = json.loads((run_dir / "m/fuse.json").read_text())
+    comp = json.loads((run_dir / "metrics/fuse.json").read_text())
     assert comp["synthetic"] == 24 and comp["total"] == 72 and comp["ratio"] == 1.0
-    _, labels = load_split(run_dir / "fused/train.npz")
+    _, labels = load_split(run_dir / "data/fused/train.npz")
     assert np.bincount(labels).tolist() == [36, 36]
 
 
 def test_train_and_evaluate_outputs(run_dir):
-    summary = json.loads((run_dir / "m/train.json").read_text())
+    summary = json.loads((run_dir / "metrics/train.json").read_text())
     assert summary["epochs_run"] == 2 and summary["best_epoch"] in (1, 2)
-    scores = json.loads((run_dir / "m/eval.json").read_text())
+    scores = json.loads((run_dir / "metrics/eval.json").read_text())
     for key in (
         "auc",
         "accuracy",
@@ -151,7 +104,7 @@ def test_train_and_evaluate_outputs(run_dir):
     ):
         assert 0.0 <= scores[key] <= 1.0
     assert scores["n"] == 16
-    assert {p.name for p in (run_dir / "m/eval").iterdir()} == {
+    assert {p.name for p in (run_dir / "metrics/eval").iterdir()} == {
         "roc.csv",
         "pr.csv",
         "predictions.csv",
@@ -165,6 +118,7 @@ def test_mlflow_has_one_run_per_stage_with_params_metrics_artifacts(run_dir):
     assert set(by_stage) >= {
         "download",
         "split",
+        "reference",
         "train_gan",
         "synthesize",
         "fuse",
@@ -178,7 +132,7 @@ def test_mlflow_has_one_run_per_stage_with_params_metrics_artifacts(run_dir):
     history = mlflow.MlflowClient().get_metric_history(tr.info.run_id, "val_auc")
     assert [m.step for m in history] == [1, 2]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(tr.info.run_id)}
-    assert "clf.pt" in artifacts
+    assert "classifier.pt" in artifacts
 
 
 def test_bad_params_fail_before_writing(tmp_path, run_dir):
@@ -192,9 +146,9 @@ def test_bad_params_fail_before_writing(tmp_path, run_dir):
                 "--params",
                 str(tmp_path / "params.yaml"),
                 "--train",
-                str(run_dir / "fused/train.npz"),
+                str(run_dir / "data/fused/train.npz"),
                 "--val",
-                str(run_dir / "split/val.npz"),
+                str(run_dir / "data/split/val.npz"),
                 "--model",
                 str(out),
                 "--metrics",
@@ -207,7 +161,7 @@ def test_bad_params_fail_before_writing(tmp_path, run_dir):
 
 
 def test_single_class_split_fails_and_writes_nothing(tmp_path, run_dir):
-    images, labels = load_split(run_dir / "split/train.npz")
+    images, labels = load_split(run_dir / "data/split/train.npz")
     np.savez(tmp_path / "train.npz", images=images[labels == 1], labels=labels[labels == 1])
     out = tmp_path / "gan.pt"
     with pytest.raises(DataError, match="holds only class"):
@@ -217,10 +171,16 @@ def test_single_class_split_fails_and_writes_nothing(tmp_path, run_dir):
                 str(run_dir / "params.yaml"),
                 "--train",
                 str(tmp_path / "train.npz"),
+                "--val",
+                str(run_dir / "data/split/val.npz"),
+                "--reference",
+                str(run_dir / "models/reference.pt"),
                 "--model",
                 str(out),
                 "--losses",
                 str(tmp_path / "l.csv"),
+                "--fid",
+                str(tmp_path / "f.csv"),
                 "--samples",
                 str(tmp_path / "s"),
             ]

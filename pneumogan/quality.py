@@ -1,0 +1,153 @@
+"""Synthesis quality, measured in the feature space of a classifier trained on real images only.
+
+No pretrained weights are needed: the feature network is the project's own reference
+classifier (stage `reference`). Distances come from torchmetrics (FID, KID) and prdc
+(precision, recall, density, coverage); every figure is reported next to the same figure for
+held-out real images (the floor) and for the other class (the scale).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from pneumogan.classifier import SmallResNet, to_input
+
+
+class _Precomputed(nn.Module):
+    """Identity 'feature extractor', so torchmetrics works on features computed once."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@torch.no_grad()
+def embed(model: SmallResNet, images: np.ndarray, batch_size: int = 512) -> torch.Tensor:
+    """Reference-network features (float64, N×D) of uint8 images."""
+    model.eval()
+    x = to_input(images)
+    chunks = [model.features(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(chunks).double() if chunks else torch.zeros(0, model.head.in_features)
+
+
+def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Fréchet distance between two feature sets (torchmetrics)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return float(metric.compute())
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int, seed: int) -> tuple[float, float]:
+    """Kernel distance (mean, std over random subsets) between two feature sets (torchmetrics)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    size = min(real.shape[0], fake.shape[0])
+    warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
+    metric = KernelInceptionDistance(
+        feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size
+    )
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    with torch.random.fork_rng():  # KID draws its subsets from torch's global generator
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def distances(
+    real: torch.Tensor, fake: torch.Tensor, *, nearest_k: int, kid_subsets: int, seed: int
+) -> dict[str, float]:
+    """FID, KID and precision / recall / density / coverage of `fake` against `real`."""
+    from prdc import compute_prdc
+
+    kid_mean, kid_std = kid(real, fake, kid_subsets, seed)
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+        prdc = compute_prdc(real.numpy(), fake.numpy(), nearest_k=nearest_k)
+    out = {"fid": fid(real, fake), "kid": kid_mean, "kid_std": kid_std}
+    out.update({k: float(v) for k, v in prdc.items()})
+    return out
+
+
+def nearest_l2(queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """Pixel-space L2 distance from each query image to its nearest image in `pool`."""
+    q = torch.from_numpy(queries.reshape(len(queries), -1)).float()
+    p = torch.from_numpy(pool.reshape(len(pool), -1)).float()
+    return torch.cat(
+        [torch.cdist(q[i : i + 1024], p).min(1).values for i in range(0, len(q), 1024)]
+    ).numpy()
+
+
+def quality_report(
+    model: SmallResNet,
+    *,
+    synthetic: np.ndarray,
+    train_minority: np.ndarray,
+    heldout_minority: np.ndarray,
+    heldout_majority: np.ndarray,
+    label: int,
+    nearest_k: int,
+    kid_subsets: int,
+    copy_percentile: float,
+    seed: int,
+) -> dict:
+    """Every synthesis-quality figure for metrics/gan.json, with its real-data references.
+
+    Distances compare a probe set with the real training minority images. The three probe
+    sets have the same size m (the held-out minority count), because FID depends on it:
+    m synthetic images, the held-out minority images (floor), m held-out majority images
+    (scale).
+    """
+    rng = np.random.default_rng(seed)
+    m = min(len(heldout_minority), len(synthetic), len(heldout_majority))
+    probes = {
+        "synthetic": synthetic[rng.choice(len(synthetic), m, replace=False)],
+        "real_heldout": heldout_minority[rng.choice(len(heldout_minority), m, replace=False)],
+        "other_class": heldout_majority[rng.choice(len(heldout_majority), m, replace=False)],
+    }
+    train_feats = embed(model, train_minority)
+    report: dict = {
+        name: distances(
+            train_feats,
+            embed(model, images),
+            nearest_k=nearest_k,
+            kid_subsets=kid_subsets,
+            seed=seed,
+        )
+        for name, images in probes.items()
+    }
+
+    def agreement(images: np.ndarray) -> float:
+        with torch.no_grad():
+            p = torch.sigmoid(model.head(embed(model, images).float())).view(-1).numpy()
+        return float(np.mean((p >= 0.5) == bool(label)))
+
+    report["class_agreement"] = {
+        "synthetic": agreement(synthetic),
+        "real_heldout": agreement(heldout_minority),
+    }
+    # A synthetic image nearer to a training image than all but `copy_percentile`% of held-out
+    # real images are counts as a likely copy; held-out real images give the expected share.
+    real_nn = nearest_l2(heldout_minority, train_minority)
+    threshold = float(np.percentile(real_nn, copy_percentile))
+    synth_nn = nearest_l2(synthetic, train_minority)
+    report["memorisation"] = {
+        "threshold_l2": threshold,
+        "share_synthetic": float(np.mean(synth_nn < threshold)),
+        "share_real_heldout": float(np.mean(real_nn < threshold)),
+        "median_nn_l2_synthetic": float(np.median(synth_nn)),
+        "median_nn_l2_real_heldout": float(np.median(real_nn)),
+    }
+    report["n"] = {"probe": m, "train_minority": len(train_minority), "synthetic": len(synthetic)}
+    return report

@@ -1,0 +1,132 @@
+"""Compare the GAN variants on the real data and write the table into README.md.
+
+    uv run python scripts/gan_variants.py
+
+Runs `dvc exp run --temp -n gan-<variant> -S gan.variant=<variant> synthesize` for each
+variant (only reference, train_gan and synthesize run; cached stages are reused), reads each
+experiment's metrics/gan.json, takes the GAN training time from its MLflow run, and replaces
+the table between the gan-variants markers in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {"dcgan": "DCGAN (default)", "sn_hinge": "spectral-norm D + hinge loss"}
+BEGIN, END = "<!-- gan-variants:begin -->", "<!-- gan-variants:end -->"
+
+
+def dvc(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=ROOT, text=True, capture_output=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"dvc {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+def experiment_metrics(name: str) -> dict:
+    rev = subprocess.run(
+        ["git", "rev-parse", f"refs/exps/{name}"], cwd=ROOT, text=True, capture_output=True
+    )
+    if rev.returncode != 0:  # `dvc exp run` stores experiments under refs/exps/<base>/<name>
+        refs = subprocess.run(
+            ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout
+        ref = next(r for r in refs.split() if r.endswith(f"/{name}"))
+    else:
+        ref = f"refs/exps/{name}"
+    blob = subprocess.run(
+        ["git", "show", f"{ref}:metrics/gan.json"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return json.loads(blob)
+
+
+def train_seconds(variant: str, seed: int) -> float:
+    """Training time of the newest train_gan run with this variant and seed (MLflow)."""
+    mlflow.set_tracking_uri(f"sqlite:///{ROOT / 'mlflow.db'}")
+    runs = mlflow.search_runs(
+        experiment_names=["pneumogan"],
+        output_format="list",
+        order_by=["start_time DESC"],
+        filter_string=(
+            f"tags.stage = 'train_gan' and params.`gan.variant` = '{variant}' "
+            f"and params.seed = '{seed}'"
+        ),
+    )
+    timed = [r for r in runs if "train_seconds" in r.data.metrics]
+    return timed[0].data.metrics["train_seconds"] if timed else float("nan")
+
+
+def table(rows: dict[str, dict], seconds: dict[str, float]) -> str:
+    head = (
+        "| variant | FID ↓ | KID ↓ | precision ↑ | recall ↑ | density | coverage ↑ | "
+        "likely copies ↓ | class agreement ↑ | kept epoch | GAN training |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for variant, m in rows.items():
+        s, mem = m["synthetic"], m["memorisation"]
+        lines.append(
+            f"| {VARIANTS[variant]} | {s['fid']:.2f} | {s['kid']:.3f} | {s['precision']:.3f} "
+            f"| {s['recall']:.3f} | {s['density']:.3f} | {s['coverage']:.3f} "
+            f"| {mem['share_synthetic']:.1%} | {m['class_agreement']['synthetic']:.1%} "
+            f"| {m['generator']['kept_epoch']} | {seconds[variant]:.0f} s |"
+        )
+    ref = next(iter(rows.values()))
+    r, o = ref["real_heldout"], ref["other_class"]
+    for label, d, copies, agree in (
+        (
+            "*held-out real normal (floor)*",
+            r,
+            ref["memorisation"]["share_real_heldout"],
+            ref["class_agreement"]["real_heldout"],
+        ),
+        ("*held-out real pneumonia (scale)*", o, None, None),
+    ):
+        lines.append(
+            f"| {label} | {d['fid']:.2f} | {d['kid']:.3f} | {d['precision']:.3f} "
+            f"| {d['recall']:.3f} | {d['density']:.3f} | {d['coverage']:.3f} "
+            f"| {'' if copies is None else f'{copies:.1%}'} "
+            f"| {'' if agree is None else f'{agree:.1%}'} | | |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    seed = yaml.safe_load((ROOT / "params.yaml").read_text())["seed"]
+    rows, seconds = {}, {}
+    for variant in VARIANTS:
+        name = f"gan-{variant}"
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "exp", "remove", name], cwd=ROOT, capture_output=True
+        )
+        print(f"running {name} ...", flush=True)
+        dvc("exp", "run", "--temp", "-n", name, "-S", f"gan.variant={variant}", "synthesize")
+        rows[variant] = experiment_metrics(name)
+        seconds[variant] = train_seconds(variant, seed)
+    text = table(rows, seconds)
+    readme = (ROOT / "README.md").read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), flags=re.S)
+    (ROOT / "README.md").write_text(pattern.sub(f"{BEGIN}\n{text}{END}", readme))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
