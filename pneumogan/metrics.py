@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import torch
 from sklearn import metrics as skm
 
 
@@ -44,3 +47,75 @@ def predictions_table(y: np.ndarray, p: np.ndarray, threshold: float) -> pd.Data
     return pd.DataFrame(
         {"actual": y, "predicted": (p >= threshold).astype(np.int64), "probability": np.round(p, 6)}
     )
+
+
+def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The threshold that maximises sensitivity + specificity − 1 (Youden's J) on (y, p)."""
+    fpr, tpr, thr = skm.roc_curve(y, p)
+    best = int(np.argmax(tpr - fpr))
+    return float(min(thr[best], 1.0))
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int) -> float:
+    """ECE with equal-width bins (torchmetrics' binary calibration error, L1 norm)."""
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    return float(
+        binary_calibration_error(
+            torch.from_numpy(p).float(), torch.from_numpy(y), n_bins=bins, norm="l1"
+        )
+    )
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, bins: int) -> pd.DataFrame:
+    """Per equal-width bin of P(pneumonia): mean prediction, observed frequency, count."""
+    idx = np.clip((p * bins).astype(int), 0, bins - 1)
+    rows = [
+        {
+            "bin": b,
+            "mean_predicted": p[idx == b].mean(),
+            "observed": y[idx == b].mean(),
+            "count": int((idx == b).sum()),
+        }
+        for b in range(bins)
+        if (idx == b).any()
+    ]
+    return pd.DataFrame(rows).round(6)
+
+
+def _statistics(threshold: float) -> dict:
+    """The bootstrapped metrics as functions of (labels, probabilities)."""
+    return {
+        "auc": lambda y, p: skm.roc_auc_score(y, p) if 0 < y.sum() < len(y) else np.nan,
+        "accuracy": lambda y, p: np.mean((p >= threshold) == y),
+        "sensitivity": lambda y, p: np.mean(p[y == 1] >= threshold) if y.any() else np.nan,
+        "specificity": lambda y, p: np.mean(p[y == 0] < threshold) if not y.all() else np.nan,
+    }
+
+
+def bootstrap_ci(
+    y: np.ndarray, p: np.ndarray, threshold: float, *, resamples: int, level: float, seed: int
+) -> dict[str, dict[str, float]]:
+    """Percentile bootstrap intervals (scipy) over test images, resampled in pairs."""
+    from scipy.stats import DegenerateDataWarning, bootstrap
+
+    out = {}
+    for i, (name, stat) in enumerate(_statistics(threshold).items()):
+        with warnings.catch_warnings():  # NaN resamples are handled below
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            res = bootstrap(
+                (y, p),
+                stat,
+                paired=True,
+                vectorized=False,
+                n_resamples=resamples,
+                confidence_level=level,
+                method="percentile",
+                rng=np.random.default_rng(seed + i),
+            )
+        # Percentiles of scipy's bootstrap distribution, skipping resamples that lack a class
+        # (possible only on tiny test sets), where a metric is undefined.
+        tail = 50 * (1 - level)
+        low, high = np.nanpercentile(res.bootstrap_distribution, [tail, 100 - tail])
+        out[name] = {"low": round(float(low), 6), "high": round(float(high), 6)}
+    return out

@@ -92,6 +92,10 @@ class TrainParams:
 class EvaluateParams:
     batch_size: int = _pos()
     threshold: float = field(metadata=_rng(0.0, 1.0, lo_open=True))
+    bootstrap_resamples: int = field(metadata=_rng(100))
+    ci_level: float = field(metadata=_rng(0.5, 0.999))
+    calibration_bins: int = field(metadata=_rng(2, 100))
+    error_grid: int = _pos()
 
 
 @dataclass(frozen=True)

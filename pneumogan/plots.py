@@ -93,3 +93,51 @@ def evaluation_figure(path: Path, y: np.ndarray, p: np.ndarray, threshold: float
     )
     cm.set_title(f"Confusion at threshold {threshold:g}")
     _save_fig(fig, path)
+
+
+def reliability_figure(path: Path, table: pd.DataFrame, ece: float) -> None:
+    """Reliability diagram: observed pneumonia frequency against mean prediction per bin."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.6), layout="constrained")
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
+    ax.plot(table["mean_predicted"], table["observed"], "o-", label="classifier")
+    for _, row in table.iterrows():
+        ax.annotate(
+            str(int(row["count"])),
+            (row["mean_predicted"], row["observed"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=7,
+        )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="mean predicted P(pneumonia)",
+        ylabel="observed pneumonia frequency",
+        title=f"Reliability (test), ECE {ece:.3f}",
+    )
+    ax.legend(loc="upper left")
+    _save_fig(fig, path)
+
+
+def error_grid(
+    path: Path, images: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float, limit: int
+) -> None:
+    """The misclassified test images, most confident mistakes first, with label and P."""
+    wrong = np.flatnonzero((p >= threshold).astype(int) != y)
+    wrong = wrong[np.argsort(-np.abs(p[wrong] - threshold), kind="stable")][:limit]
+    cols = 8
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * 1.3, rows * 1.55), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong, strict=False):
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{LABELS[int(y[i])]}\nP={p[i]:.2f}", fontsize=7)
+    fig.suptitle(
+        f"{len(wrong)} of {int(((p >= threshold).astype(int) != y).sum())} "
+        f"misclassified test images (true label, P(pneumonia))",
+        fontsize=9,
+    )
+    _save_fig(fig, path)

@@ -11,7 +11,6 @@ the table between the gan-variants markers in README.md.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +18,10 @@ from pathlib import Path
 import mlflow
 import yaml
 
+from pneumogan.report import replace_block
+
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"dcgan": "DCGAN (default)", "sn_hinge": "spectral-norm D + hinge loss"}
-BEGIN, END = "<!-- gan-variants:begin -->", "<!-- gan-variants:end -->"
 
 
 def dvc(*args: str) -> str:
@@ -122,9 +122,8 @@ def main() -> None:
         rows[variant] = experiment_metrics(name)
         seconds[variant] = train_seconds(variant, seed)
     text = table(rows, seconds)
-    readme = (ROOT / "README.md").read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), flags=re.S)
-    (ROOT / "README.md").write_text(pattern.sub(f"{BEGIN}\n{text}{END}", readme))
+    readme = ROOT / "README.md"
+    readme.write_text(replace_block(readme.read_text(), "gan-variants", text))
     print(text)
 
 

@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--val", type=Path, required=True, help="real validation split (held out)")
     p.add_argument("--out", type=Path, required=True, help="directory for synthetic.npz")
     p.add_argument("--metrics", type=Path, required=True, help="synthesis quality (json)")
+    p.add_argument("--preview", type=Path, required=True, help="real vs synthetic grid (png)")
     args = p.parse_args(argv)
     params = load_params(args.params)
     sp = params.synthesize
@@ -54,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             G, max(n, len(heldout)), batch_size=sp.batch_size, generator=generator
         )
         save_split(tmp / "synthetic.npz", drawn[:n], np.full(n, label))
-        save_grid(tmp / "preview.png", gan.to_unit(drawn[:64]))
+        # Top half real training images, bottom half synthetic ones, for a side-by-side look.
+        real = images[labels == label][:32]
+        save_grid(args.preview, gan.to_unit(np.concatenate([real, drawn[: 64 - len(real)]])))
         report = quality_report(
             reference,
             synthetic=drawn,
@@ -70,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report["generator"] = {"variant": meta["variant"], "kept_epoch": meta["epoch"]}
         write_json(args.metrics, report)
         run.log_metrics({"n_synthetic": n, **flatten(report)})
-        run.log_artifact(tmp / "preview.png")
+        run.log_artifact(args.preview)
         run.log_artifact(args.metrics)
         log.info(
             "%d synthetic %s images; FID %.2f (real held-out %.2f, other class %.2f)",

@@ -3,29 +3,26 @@
 import json
 import re
 
+import pytest
 import yaml
 
+from pneumogan.report import replace_block, results_table
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
-NAMES = {
-    "AUC": "auc",
-    "accuracy": "accuracy",
-    "sensitivity": "sensitivity",
-    "specificity": "specificity",
-    "precision": "precision",
-    "F1": "f1",
-    "balanced accuracy": "balanced_accuracy",
-}
 
 
-def test_results_table_matches_committed_metrics():
-    block = README.split("<!-- results:begin -->")[1].split("<!-- results:end -->")[0]
-    rows = dict(re.findall(r"^\| ([\w ]+?) \| ([0-9.]+) \|$", block, flags=re.M))
+def test_results_block_is_rendered_from_committed_metrics():
     scores = json.loads((ROOT / "metrics/eval.json").read_text())
-    assert set(rows) == set(NAMES)
-    for label, key in NAMES.items():
-        assert rows[label] == f"{scores[key]:.3f}", label
+    block = README.split("<!-- results:begin -->\n")[1].split("<!-- results:end -->")[0]
+    assert block == results_table(scores), "run: uv run python scripts/update_readme.py"
+
+
+def test_replace_block():
+    text = "a\n<!-- x:begin -->\nold\n<!-- x:end -->\nb"
+    assert replace_block(text, "x", "new\n") == "a\n<!-- x:begin -->\nnew\n<!-- x:end -->\nb"
+    with pytest.raises(ValueError, match="no <!-- y:begin -->"):
+        replace_block(text, "y", "z")
 
 
 def same(value, text: str) -> bool:

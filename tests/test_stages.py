@@ -109,7 +109,15 @@ def test_train_and_evaluate_outputs(run_dir):
         "pr.csv",
         "predictions.csv",
         "evaluation.png",
+        "reliability.csv",
+        "reliability.png",
+        "errors.png",
     }
+    for name, ci in scores["ci"].items():
+        assert ci["low"] <= scores[name] <= ci["high"]
+    vt = scores["val_threshold"]
+    assert 0 < vt["threshold"] <= 1 and vt["tp"] + vt["fp"] + vt["tn"] + vt["fn"] == 16
+    assert 0 <= scores["ece"] <= 1
 
 
 def test_mlflow_has_one_run_per_stage_with_params_metrics_artifacts(run_dir):
