@@ -167,19 +167,29 @@ def canonical_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
 
 
-def cap_per_class(labels: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Indices of at most `cap` samples per class, drawn with `rng`, kept in input order."""
+def cap_per_class(
+    labels: np.ndarray, cap: int | None, rng: np.random.Generator, keep_ratio: bool = False
+) -> np.ndarray:
+    """Indices of a capped subset, drawn with `rng`, kept in input order.
+
+    Without `keep_ratio` every class keeps at most `cap` samples (small caps balance the
+    classes). With it the smallest class keeps at most `cap` and every other class the same
+    multiple of that as in the full data, so the imbalance survives the cap.
+    """
     if cap is None:
         return np.arange(labels.shape[0])
+    classes, counts = np.unique(labels, return_counts=True)
+    minority = counts.min()
     keep = []
-    for cls in np.unique(labels):
+    for cls, n in zip(classes, counts, strict=True):
+        limit = round(min(cap, minority) * n / minority) if keep_ratio else cap
         idx = np.flatnonzero(labels == cls)
-        keep.append(rng.choice(idx, size=min(cap, idx.size), replace=False))
+        keep.append(rng.choice(idx, size=min(limit, n), replace=False))
     return np.sort(np.concatenate(keep))
 
 
 def split_raw(
-    raw: Path, size: int | None, train_per_class: int | None, seed: int
+    raw: Path, size: int | None, train_per_class: int | None, seed: int, keep_ratio: bool = False
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Official train/val/test of a MedMNIST file, canonically ordered, train maybe capped."""
     validate_medmnist(raw, size)
@@ -190,7 +200,8 @@ def split_raw(
         order = canonical_order(images, labels)
         images, labels = images[order], labels[order].astype(np.int64)
         if split == "train":
-            keep = cap_per_class(labels, train_per_class, np.random.default_rng(seed))
+            rng = np.random.default_rng(seed)
+            keep = cap_per_class(labels, train_per_class, rng, keep_ratio)
             images, labels = images[keep], labels[keep]
         out[split] = (images, labels)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import yaml
 
 SIZES = (28, 64, 128, 224)
 DEVICES = ("auto", "cpu", "cuda", "mps")
+NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # study names: MLflow experiment and git ref safe
 
 
 class ParamsError(ValueError):
@@ -35,6 +37,7 @@ class DataParams:
 @dataclass(frozen=True)
 class SplitParams:
     train_per_class: int | None = field(metadata=_rng(1))
+    keep_ratio: bool
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class EvaluateParams:
 class Params:
     seed: int = field(metadata=_rng(0))
     mixup: float = field(metadata=_rng(0.0))
+    study: str | None = field(metadata={"pattern": NAME})
     data: DataParams
     split: SplitParams
     reference: ReferenceParams
@@ -137,6 +141,11 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
 
 
 def _check_range(value: Any, meta: typing.Mapping, where: str) -> None:
+    pattern = meta.get("pattern")
+    if pattern is not None and value is not None and not re.fullmatch(pattern, value):
+        raise ParamsError(
+            f"{where} = {value!r}: must match {pattern} (letters, digits, '_' and '-')"
+        )
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open", False)
     if value is None or (lo is None and hi is None):
         return

@@ -60,9 +60,20 @@ class StageRun:
             self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
+def experiment_name(study: str | None) -> str:
+    """MLflow experiment of a run: `pneumogan`, or `pneumogan-study-<name>` for a study's runs."""
+    return EXPERIMENT if study is None else f"{EXPERIMENT}-study-{study}"
+
+
 @contextlib.contextmanager
-def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
-    """Open an MLflow run tagged with stage, DVC experiment and commit, with `params` logged."""
+def stage_run(
+    stage: str, params: Mapping[str, Any], study: str | None = None
+) -> Iterator[StageRun]:
+    """Open an MLflow run tagged with stage, DVC experiment and commit, with `params` logged.
+
+    Runs of a study (top-level `study` param) go to their own MLflow experiment, tagged
+    `study`, so they can be browsed together.
+    """
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import mlflow
@@ -70,18 +81,21 @@ def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
     root = repo_root()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+    name = experiment_name(study)
+    if mlflow.get_experiment_by_name(name) is None:
         # Pin artifacts to the repo root; the default is relative to the cwd, which is a
         # throw-away directory for queued and --temp experiments.
         location = (root / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
         with contextlib.suppress(mlflow.exceptions.MlflowException):  # created concurrently
-            mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
+            mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(name)
     tags = {
         "stage": stage,
         "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
         "git_commit": git_commit(root),
     }
+    if study is not None:
+        tags["study"] = study
     with mlflow.start_run(run_name=stage, tags=tags):
         mlflow.log_params(dict(params))
         yield StageRun(mlflow)

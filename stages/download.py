@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     with (
-        tracking.stage_run("download", flatten({"data": params.data})) as run,
+        tracking.stage_run("download", flatten({"data": params.data}), params.study) as run,
         atomic_dir(args.out) as tmp,
     ):
         name = data.official(params.data.size)["filename"]

@@ -32,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = load_classifier(args.model)
     images, labels = load_split(args.test)
     val_images, val_labels = load_split(args.val, size=images.shape[1])
-    with tracking.stage_run("evaluate", flatten({"seed": params.seed, "evaluate": ep})) as run:
+    logged = flatten({"seed": params.seed, "evaluate": ep})
+    with tracking.stage_run("evaluate", logged, params.study) as run:
         val_threshold = metrics.youden_threshold(
             val_labels, predict_proba(model, val_images, batch_size=ep.batch_size)
         )

@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     train = load_split(args.train)
     synthetic, _ = load_split(args.synthetic / "synthetic.npz", need_both_classes=False)
     with (
-        tracking.stage_run("fuse", flatten({"seed": params.seed, "fuse": params.fuse})) as run,
+        tracking.stage_run(
+            "fuse", flatten({"seed": params.seed, "fuse": params.fuse}), params.study
+        ) as run,
         atomic_dir(args.out) as tmp,
     ):
         images, labels, composition = fuse(

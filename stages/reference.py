@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = ClassifierConfig(arch="resnet_small", size=train[0].shape[1], width=rp.width)
     generator = seed_everything(params.seed)
     logged = flatten({"seed": params.seed, "reference": rp})
-    with tracking.stage_run("reference", logged) as run:
+    with tracking.stage_run("reference", logged, params.study) as run:
         # Plain training (no mixup, augmentation or weight decay): the features should
         # describe the real images as they are.
         model, summary = train_classifier(

@@ -9,7 +9,7 @@ from pathlib import Path
 from pneumogan import data, stage, tracking
 from pneumogan.fuse import class_counts
 from pneumogan.io import DataError, atomic_dir, save_split, write_json
-from pneumogan.params import load_params
+from pneumogan.params import flatten, load_params
 
 log = logging.getLogger("pneumogan.split")
 
@@ -27,9 +27,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{args.raw}: expected one {data.FLAG}*.npz, found {len(raw)}; "
             "rerun download (dvc repro download)"
         )
-    logged = {"seed": params.seed, "split.train_per_class": params.split.train_per_class}
-    with tracking.stage_run("split", logged) as run, atomic_dir(args.out) as tmp:
-        splits = data.split_raw(raw[0], None, params.split.train_per_class, params.seed)
+    sp = params.split
+    logged = flatten({"seed": params.seed, "split": sp})
+    with (
+        tracking.stage_run("split", logged, params.study) as run,
+        atomic_dir(args.out) as tmp,
+    ):
+        splits = data.split_raw(raw[0], None, sp.train_per_class, params.seed, sp.keep_ratio)
         counts = {}
         for name, (images, labels) in splits.items():
             save_split(tmp / f"{name}.npz", images, labels)

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logged = flatten(
         {"seed": params.seed, "synthesize": sp, "fuse.target_ratio": params.fuse.target_ratio}
     )
-    with tracking.stage_run("synthesize", logged) as run, atomic_dir(args.out) as tmp:
+    with tracking.stage_run("synthesize", logged, params.study) as run, atomic_dir(args.out) as tmp:
         # Quality is measured on at least as many images as the held-out probe needs, drawn
         # from the same generator stream; the first n are the ones fuse will use.
         drawn = gan.synthesize(

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         device,
     )
     logged = flatten({"seed": params.seed, "mixup": params.mixup, "train": tp})
-    with tracking.stage_run("train", logged) as run:
+    with tracking.stage_run("train", logged, params.study) as run:
         history = History(run, log)
         model, summary = train_classifier(
             train,

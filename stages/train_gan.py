@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         device,
     )
     logged = flatten({"seed": params.seed, "gan": gp})
-    with tracking.stage_run("train_gan", logged) as run, atomic_dir(args.samples) as samples:
+    with (
+        tracking.stage_run("train_gan", logged, params.study) as run,
+        atomic_dir(args.samples) as samples,
+    ):
         history = History(run, log)
 
         def score(G: gan.Generator) -> float:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +88,45 @@ def _offline(monkeypatch, tmp_path):
         raise OSError("network disabled in tests")
 
     monkeypatch.setattr("torchvision.datasets.utils.download_url", no_network)
+
+
+def sh(cmd: list[str], cwd: Path, env: dict) -> str:
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout + out.stderr
+
+
+def ran(log: str) -> list[str]:
+    """Stages that `dvc repro` / `dvc exp run` executed, in order."""
+    return re.findall(r"Running stage '(\w+)'", log)
+
+
+def make_repo(tmp_path: Path, raw_dir: Path) -> tuple[Path, dict]:
+    """A committed git + DVC repo with the real dvc.yaml and code, tiny params and data."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    for pkg in ("pneumogan", "stages"):
+        shutil.copytree(ROOT / pkg, repo / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "DVC_ROOT") and not k.startswith("PYTEST")
+    }
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        PNEUMOGAN_DATA_DIR=str(raw_dir),
+        GIT_AUTHOR_NAME="t",
+        GIT_COMMITTER_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_EMAIL="t@t",
+        DVC_NO_ANALYTICS="1",
+    )
+    dvc = [sys.executable, "-m", "dvc"]
+    sh(["git", "init", "-q"], repo, env)
+    sh([*dvc, "init", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "pipeline"], repo, env)
+    return repo, env

@@ -56,6 +56,18 @@ def test_cap_per_class_draws_with_seed(tmp_path):
     ]
 
 
+def test_cap_keeping_the_ratio_caps_the_minority_and_scales_the_majority():
+    labels = np.array([0] * 12 + [1] * 36)  # 1:3, class 0 is the minority
+    rng = np.random.default_rng(0)
+    keep = data.cap_per_class(labels, 4, rng, keep_ratio=True)
+    assert np.bincount(labels[keep]).tolist() == [4, 12]
+    assert np.all(np.diff(keep) > 0)  # input order kept
+    # a cap above the minority count keeps everything
+    assert data.cap_per_class(labels, 50, rng, keep_ratio=True).size == 48
+    # without keep_ratio small caps balance the classes
+    assert np.bincount(labels[data.cap_per_class(labels, 4, rng)]).tolist() == [4, 4]
+
+
 def test_local_copy_with_other_md5_is_validated_and_warned(
     tmp_path, tiny_raw_dir, monkeypatch, caplog
 ):

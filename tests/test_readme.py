@@ -28,6 +28,8 @@ def test_replace_block():
 def same(value, text: str) -> bool:
     if value is None:
         return text == "null"
+    if isinstance(value, bool):
+        return text == str(value).lower()
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(text) == value
     return str(value) == text

@@ -1,0 +1,184 @@
+"""The study: its grid, its statistics, its report, and a tiny study through DVC's queue."""
+
+import shutil
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from pneumogan.params import ParamsError
+from pneumogan.study import (
+    METRICS,
+    Cell,
+    Study,
+    headline,
+    load_study,
+    paired_differences,
+    report,
+    summarise,
+)
+from tests.conftest import ROOT, make_repo, sh
+
+STUDY = {
+    "name": "s",
+    "seeds": [1, 2],
+    "methods": ["none", "gan"],
+    "caps": [10],
+    "cap_methods": ["gan"],
+    "set": {"train.epochs": 3},
+}
+
+
+def write_study(tmp_path, **changes):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, **changes}))
+    return path
+
+
+def test_grid_names_and_overrides(tmp_path):
+    study = load_study(write_study(tmp_path))
+    names = [c.name("s") for c in study.cells()]
+    per_seed = ["s-none-all-s{}", "s-gan-all-s{}", "s-gan-10-s{}"]
+    assert names == [n.format(s) for s in (1, 2) for n in per_seed]
+    assert [c.name("s") for c in study.cells((2,))] == names[3:]
+    assert Cell("gan", 10, 1).overrides("s") == [
+        "study=s",
+        "seed=1",
+        "fuse.method=gan",
+        "split.train_per_class=10",
+        "split.keep_ratio=true",
+    ]
+    assert Cell("none", None, 3).overrides("s")[-1] == "fuse.method=none"
+    assert study.set == ("train.epochs=3",)
+    assert load_study(ROOT / "studies/balancing.yaml").name == "balancing"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"methods": ["gan", "smote"]}, "methods = .*expected distinct items"),
+        ({"seeds": [1, 1]}, "repeated values"),
+        ({"caps": [0]}, "integers >= 1"),
+        ({"name": "a b"}, "name = 'a b'"),
+        ({"set": {"seed": 3}}, r"\['seed'\] are set per experiment"),
+        ({"extra": 1}, "expected keys"),
+        ({"cap_methods": []}, "caps given but no cap_methods"),
+    ],
+)
+def test_bad_study_files_fail_clearly(tmp_path, changes, message):
+    with pytest.raises(ParamsError, match=message):
+        load_study(write_study(tmp_path, **changes))
+
+
+def fake_runs(diff: float = 0.02) -> pd.DataFrame:
+    """Two methods, three seeds, one cap; gan = none + diff + seed noise on every metric."""
+    rows = []
+    for seed, noise in zip((1, 2, 3), (0.0, 0.01, -0.01), strict=True):
+        for cap, n_normal in (("all", 1214), (10, 10)):
+            for method, delta in (("none", 0.0), ("gan", diff + noise)):
+                base = 0.8 + 0.01 * seed
+                rows.append(
+                    {
+                        "experiment": f"s-{method}-{cap}-s{seed}",
+                        "method": method,
+                        "cap": cap,
+                        "seed": seed,
+                        "real_normal": n_normal,
+                        "real_pneumonia": 3 * n_normal,
+                        "synthetic": 0 if method == "none" else 2 * n_normal,
+                        "oversampled": 0,
+                        "gan_fid": 1.0 + seed,
+                        **{k: base + delta for k in METRICS},
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_match_a_t_interval():
+    diffs = paired_differences(fake_runs(0.02))
+    auc = diffs[(diffs["cap"] == "all") & (diffs["metric"] == "auc")].iloc[0]
+    d = np.array([0.02, 0.03, 0.01])
+    low, high = stats.t.interval(0.95, 2, loc=d.mean(), scale=d.std(ddof=1) / np.sqrt(3))
+    assert (auc["a"], auc["b"], auc["n"]) == ("gan", "none", 3)
+    assert auc["mean"] == pytest.approx(0.02)
+    assert (auc["low"], auc["high"]) == (pytest.approx(low), pytest.approx(high))
+    assert auc["a_better"] == 3
+    brier = diffs[(diffs["cap"] == "all") & (diffs["metric"] == "brier")].iloc[0]
+    assert brier["a_better"] == 0  # a higher Brier score is worse
+    summary = summarise(fake_runs())
+    assert summary.loc[("all", "gan"), ("auc", "count")] == 3
+    assert summary.loc[("all", "none"), ("auc", "mean")] == pytest.approx(0.82)
+
+
+def test_report_is_deterministic_and_complete(tmp_path):
+    study = Study("s", (1, 2, 3), ("none", "gan"), (10,), ("none", "gan"), ())
+    first, second = tmp_path / "a" / "s.md", tmp_path / "b" / "s.md"
+    report(study, "f" * 40, fake_runs(), first, "cmd")
+    report(study, "f" * 40, fake_runs().sample(frac=1, random_state=0), second, "cmd")
+    text = first.read_text()
+    assert text == second.read_text()
+    for name in ("runs.csv", "methods.png", "low_data.png"):
+        assert (first.parent / "s" / name).read_bytes() == (second.parent / "s" / name).read_bytes()
+    assert "12 of the study's 12 experiments" in text
+    assert "| all | gan − none | 3 | +0.020 [" in text
+    assert "(3/3)" in text
+    assert "| gan | 3 | 0.840 ± 0.010 |" in text
+    assert "![low_data.png](s/low_data.png)" in text
+    head = headline(fake_runs())
+    assert "| gan | 3 | 0.840 ± 0.010 |" in head
+    assert "| 10 | 3 | +0.020 [" in head and "| 1214 | 3 | +0.020 [" in head
+
+
+def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
+    repo, env = make_repo(tmp_path, tiny_raw_dir)
+    shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__py*"))
+    (repo / "studies").mkdir()
+    (repo / "studies/tiny.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "seeds": [1, 2],
+                "methods": ["none", "gan"],
+                "caps": [],
+                "cap_methods": [],
+                "set": {},
+            }
+        )
+    )
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "study"], repo, env)
+    study = [sys.executable, "scripts/study.py"]
+
+    log = sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env)
+    assert "4 to run" in log
+    md = repo / "reports/tiny.md"
+    text = md.read_text()
+    assert "from 4 of the study's 4 experiments (seeds 1, 2)" in text
+    assert "| all | gan − none | 2 |" in text
+    runs = pd.read_csv(repo / "reports/tiny/runs.csv")
+    assert sorted(runs["experiment"]) == sorted(
+        f"tiny-{m}-all-s{s}" for m in ("none", "gan") for s in (1, 2)
+    )
+    assert set(runs.loc[runs["method"] == "none", "synthetic"]) == {0}
+    assert set(runs.loc[runs["method"] == "gan", "synthetic"]) == {24}  # 12 normal -> 36
+    assert runs.groupby("seed")["auc"].nunique().max() >= 1
+
+    # The report is regenerated from the stored experiments, byte for byte.
+    before = {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()}
+    md.unlink()
+    sh([*study, "report", "--study", "studies/tiny.yaml"], repo, env)
+    assert {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()} == before
+    assert "0 to run" in sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env)
+
+    # The study's runs are grouped in their own MLflow experiment, tagged with the study.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    grouped = client.get_experiment_by_name("pneumogan-study-tiny")
+    runs = client.search_runs([grouped.experiment_id])
+    assert {r.data.tags["study"] for r in runs} == {"tiny"}
+    trained = {r.data.tags["dvc_experiment"] for r in runs if r.data.tags["stage"] == "train"}
+    assert trained == {f"tiny-{m}-all-s{s}" for m in ("none", "gan") for s in (1, 2)}
