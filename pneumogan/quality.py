@@ -69,14 +69,23 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int, seed: int) -> tupl
 def distances(
     real: torch.Tensor, fake: torch.Tensor, *, nearest_k: int, kid_subsets: int, seed: int
 ) -> dict[str, float]:
-    """FID, KID and precision / recall / density / coverage of `fake` against `real`."""
+    """FID, KID and precision / recall / density / coverage of `fake` against `real`.
+
+    prdc's k-NN balls need k + 2 images per set: with fewer (a tiny capped training set) k
+    shrinks to fit, and the k used is reported.
+    """
     from prdc import compute_prdc
 
+    k = min(nearest_k, len(real) - 2, len(fake) - 2)
+    if k < 1:
+        raise ValueError(
+            f"need at least 3 real and 3 synthetic images, got {len(real)} and {len(fake)}"
+        )
     kid_mean, kid_std = kid(real, fake, kid_subsets, seed)
     with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
-        prdc = compute_prdc(real.numpy(), fake.numpy(), nearest_k=nearest_k)
-    out = {"fid": fid(real, fake), "kid": kid_mean, "kid_std": kid_std}
-    out.update({k: float(v) for k, v in prdc.items()})
+        prdc = compute_prdc(real.numpy(), fake.numpy(), nearest_k=k)
+    out = {"fid": fid(real, fake), "kid": kid_mean, "kid_std": kid_std, "nearest_k": k}
+    out.update({name: float(v) for name, v in prdc.items()})
     return out
 
 

@@ -195,6 +195,7 @@ def collect(root: Path, study: Study, baseline: str | None = None) -> tuple[str,
                 "synthetic": fuse["synthetic"],
                 "oversampled": fuse["oversampled"],
                 "gan_fid": gan["synthetic"]["fid"],
+                "test_images": scores["n"],
                 **{k: scores[k] for k in METRICS},
             }
         )
@@ -323,6 +324,7 @@ def report(study: Study, baseline: str, runs: pd.DataFrame, out: Path, command: 
     figs = figures(runs, assets)
     seeds = sorted(set(runs["seed"]))
     expected = len(study.cells())
+    n_test = ", ".join(map(str, sorted(set(runs["test_images"]))))
     lines = [
         f"# Study `{study.name}`: does GAN balancing help, and when?",
         "",
@@ -331,11 +333,11 @@ def report(study: Study, baseline: str, runs: pd.DataFrame, out: Path, command: 
         "Every number below is read back from the experiments' own `metrics/*.json`; "
         f"per-run values are in [`{assets.name}/runs.csv`]({assets.name}/runs.csv).",
         "",
-        "All figures are on the real test split (624 images), threshold 0.5. "
+        f"All figures are on the real test split ({n_test} images), threshold 0.5. "
         "Methods: `none` trains on the real images only, `oversample` repeats real normal "
         "images up to a 1:1 ratio, `gan` adds DCGAN images up to 1:1. A cap keeps that many "
-        "real normal training images and about 2.9 times as many pneumonia ones (the "
-        "original ratio), drawn with the seed.",
+        "real normal training images and pneumonia ones in their original ratio to them, "
+        "drawn with the seed.",
         "",
     ]
     if study.set:

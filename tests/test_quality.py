@@ -28,10 +28,30 @@ def test_distances_rank_same_class_below_other_class(model):
     same = distances(real, embed(model, held0), nearest_k=3, kid_subsets=5, seed=0)
     other = distances(real, embed(model, held1), nearest_k=3, kid_subsets=5, seed=0)
     assert same["fid"] < other["fid"] and same["kid"] < other["kid"]
-    assert set(same) == {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage"}
+    assert set(same) == {
+        "fid",
+        "kid",
+        "kid_std",
+        "nearest_k",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+    }
+    assert same["nearest_k"] == 3
     identical = distances(real, real, nearest_k=3, kid_subsets=5, seed=0)
     assert identical["fid"] == pytest.approx(0.0, abs=1e-3)
     assert identical["precision"] == 1.0 and identical["coverage"] == 1.0
+
+
+def test_k_shrinks_to_fit_a_tiny_capped_training_set(model):
+    train0, held0, _ = sets()
+    few = distances(
+        embed(model, train0[:4]), embed(model, held0), nearest_k=5, kid_subsets=5, seed=0
+    )
+    assert few["nearest_k"] == 2 and 0 <= few["coverage"] <= 1
+    with pytest.raises(ValueError, match="at least 3 real"):
+        distances(embed(model, train0[:2]), embed(model, held0), nearest_k=5, kid_subsets=5, seed=0)
 
 
 def test_nearest_l2():

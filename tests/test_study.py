@@ -91,6 +91,7 @@ def fake_runs(diff: float = 0.02) -> pd.DataFrame:
                         "synthetic": 0 if method == "none" else 2 * n_normal,
                         "oversampled": 0,
                         "gan_fid": 1.0 + seed,
+                        "test_images": 624,
                         **{k: base + delta for k in METRICS},
                     }
                 )
@@ -152,7 +153,7 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     sh(["git", "commit", "-qm", "study"], repo, env)
     study = [sys.executable, "scripts/study.py"]
 
-    log = sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env)
+    log = sh([*study, "run", "--study", "studies/tiny.yaml", "--jobs", "2"], repo, env)
     assert "4 to run" in log
     md = repo / "reports/tiny.md"
     text = md.read_text()
