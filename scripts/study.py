@@ -7,7 +7,7 @@ The grid (methods, caps on the real data, seeds, extra params) is in the study f
 `studies/balancing.yaml` by default. `run` queues one `dvc exp run --queue` per missing
 experiment of the current commit (named <study>-<method>-<cap>-s<seed>), runs the queue with
 `dvc exp run --run-all`, then writes the report. Stages that an earlier experiment already
-ran with the same inputs (the split and GAN of a seed, say) come from DVC's run cache.
+ran with the same inputs (the split of a seed and cap, say) come from DVC's run cache.
 `report` reads every experiment's params and metrics back from git (refs/exps), so the same
 stored experiments always give the same report, byte for byte.
 """
@@ -132,7 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--study", type=Path, default=None, help="study file (studies/balancing.yaml)")
     p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     p.add_argument("--seeds", type=int, nargs="+", help="run: only these of the study's seeds")
-    p.add_argument("--jobs", type=int, default=1, help="run: experiments at once (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="run: experiments at once (default 1; on CPU, torch already uses every core and "
+        "two trainings side by side run several times slower each)",
+    )
     p.add_argument("--baseline", help="report: commit whose experiments to use (newest)")
     p.add_argument("--out", type=Path, help="report: markdown path (reports/<study>.md)")
     args = p.parse_args(argv)

@@ -153,7 +153,7 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     sh(["git", "commit", "-qm", "study"], repo, env)
     study = [sys.executable, "scripts/study.py"]
 
-    log = sh([*study, "run", "--study", "studies/tiny.yaml", "--jobs", "2"], repo, env)
+    log = sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env)
     assert "4 to run" in log
     md = repo / "reports/tiny.md"
     text = md.read_text()
