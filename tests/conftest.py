@@ -90,8 +90,8 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setattr("torchvision.datasets.utils.download_url", no_network)
 
 
-def sh(cmd: list[str], cwd: Path, env: dict) -> str:
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+def sh(cmd: list[str], cwd: Path, env: dict, timeout: int = 300) -> str:
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}"
     return out.stdout + out.stderr
 

@@ -64,6 +64,7 @@ def test_gan_quality_metrics(run_dir):
             "fid",
             "kid",
             "kid_std",
+            "nearest_k",
             "precision",
             "recall",
             "density",

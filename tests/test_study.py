@@ -153,7 +153,8 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     sh(["git", "commit", "-qm", "study"], repo, env)
     study = [sys.executable, "scripts/study.py"]
 
-    log = sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env)
+    # Four queued experiments: each stage is a fresh process (torch, MLflow), so minutes.
+    log = sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env, timeout=900)
     assert "4 to run" in log
     md = repo / "reports/tiny.md"
     text = md.read_text()
