@@ -91,6 +91,7 @@ def fake_runs(diff: float = 0.02) -> pd.DataFrame:
                         "synthetic": 0 if method == "none" else 2 * n_normal,
                         "oversampled": 0,
                         "gan_fid": 1.0 + seed,
+                        "gan_copies": 0.01,
                         "test_images": 624,
                         **{k: base + delta for k in METRICS},
                     }
