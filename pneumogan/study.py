@@ -184,6 +184,7 @@ def collect(root: Path, study: Study, baseline: str | None = None) -> tuple[str,
         split = _show_json(root, ref, "metrics/split.json")["train"]
         fuse = _show_json(root, ref, "metrics/fuse.json")
         gan = _show_json(root, ref, "metrics/gan.json")
+        train = _show_json(root, ref, "metrics/train.json")
         rows.append(
             {
                 "experiment": cell.name(study.name),
@@ -197,6 +198,8 @@ def collect(root: Path, study: Study, baseline: str | None = None) -> tuple[str,
                 "gan_fid": gan["synthetic"]["fid"],
                 "gan_copies": gan["memorisation"]["share_synthetic"],
                 "test_images": scores["n"],
+                # older experiments did not record it
+                "device": f"{train.get('device', 'unknown')}, torch {train.get('torch', '?')}",
                 **{k: scores[k] for k in METRICS},
             }
         )
@@ -326,6 +329,7 @@ def report(study: Study, baseline: str, runs: pd.DataFrame, out: Path, command: 
     seeds = sorted(set(runs["seed"]))
     expected = len(study.cells())
     n_test = ", ".join(map(str, sorted(set(runs["test_images"]))))
+    devices = "; ".join(f"{n} on {d}" for d, n in sorted(runs["device"].value_counts().items()))
     lines = [
         f"# Study `{study.name}`: does GAN balancing help, and when?",
         "",
@@ -334,6 +338,10 @@ def report(study: Study, baseline: str, runs: pd.DataFrame, out: Path, command: 
         f"all run on commit `{baseline[:10]}`. "
         "Every number below is read back from the experiments' own `metrics/*.json`; "
         f"per-run values are in [`{assets.name}/runs.csv`]({assets.name}/runs.csv).",
+        "",
+        f"Classifiers trained: {devices}. Runs on other hardware or torch builds differ in "
+        "the last bits, so a rerun elsewhere reproduces these figures up to seed-level noise, "
+        "not digit for digit.",
         "",
         f"All figures are on the real test split ({n_test} images), threshold 0.5. "
         "Methods: `none` trains on the real images only, `oversample` repeats real normal "

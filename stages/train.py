@@ -6,6 +6,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from pneumogan import stage, tracking
 from pneumogan.classifier import ClassifierConfig, save_checkpoint, train_classifier
 from pneumogan.io import load_split, write_json
@@ -65,8 +67,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             {"loss": ["train_loss", "val_loss"], "validation": ["val_auc", "val_accuracy"]},
         )
         save_checkpoint(args.model, model.cpu(), cfg, summary)
-        write_json(args.metrics, summary)
+        # Where the numbers came from: runs on other hardware or torch builds differ in the
+        # last bits (CPU runs are bit-identical only to each other).
+        runtime = {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+            "torch": torch.__version__,
+        }
+        write_json(args.metrics, {**summary, **runtime})
         run.log_metrics(summary)
+        for key, value in runtime.items():
+            run.set_tag(key, value)
         run.log_artifact(args.model)
         log.info("kept epoch %d (val AUC %.4f)", summary["best_epoch"], summary["best_val_auc"])
 

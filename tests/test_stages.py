@@ -7,6 +7,7 @@ import shlex
 import mlflow
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from pneumogan import data
@@ -93,6 +94,7 @@ def test_fuse_balances(run_dir):
 def test_train_and_evaluate_outputs(run_dir):
     summary = json.loads((run_dir / "metrics/train.json").read_text())
     assert summary["epochs_run"] == 2 and summary["best_epoch"] in (1, 2)
+    assert summary["device"] == "cpu" and summary["torch"] == torch.__version__
     scores = json.loads((run_dir / "metrics/eval.json").read_text())
     for key in (
         "auc",

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from scipy import stats
 
@@ -93,6 +94,7 @@ def fake_runs(diff: float = 0.02) -> pd.DataFrame:
                         "gan_fid": 1.0 + seed,
                         "gan_copies": 0.01,
                         "test_images": 624,
+                        "device": "cpu, torch 2.13.0" if seed < 3 else "cuda: GPU, torch 2.11.0",
                         **{k: base + delta for k in METRICS},
                     }
                 )
@@ -125,6 +127,7 @@ def test_report_is_deterministic_and_complete(tmp_path):
     for name in ("runs.csv", "methods.png", "low_data.png"):
         assert (first.parent / "s" / name).read_bytes() == (second.parent / "s" / name).read_bytes()
     assert "12 of the study's 12 experiments" in text
+    assert "trained: 8 on cpu, torch 2.13.0; 4 on cuda: GPU, torch 2.11.0." in text
     assert "| all | gan − none | 3 | +0.020 [" in text
     assert "(3/3)" in text
     assert "| gan | 3 | 0.840 ± 0.010 |" in text
@@ -166,6 +169,7 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
         f"tiny-{m}-all-s{s}" for m in ("none", "gan") for s in (1, 2)
     )
     assert set(runs.loc[runs["method"] == "none", "synthetic"]) == {0}
+    assert set(runs["device"]) == {f"cpu, torch {torch.__version__}"}
     assert set(runs.loc[runs["method"] == "gan", "synthetic"]) == {24}  # 12 normal -> 36
     assert runs.groupby("seed")["auc"].nunique().max() >= 1
 
