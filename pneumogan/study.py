@@ -339,9 +339,9 @@ def report(study: Study, baseline: str, runs: pd.DataFrame, out: Path, command: 
         "Every number below is read back from the experiments' own `metrics/*.json`; "
         f"per-run values are in [`{assets.name}/runs.csv`]({assets.name}/runs.csv).",
         "",
-        f"Classifiers trained: {devices}. Runs on other hardware or torch builds differ in "
-        "the last bits, so a rerun elsewhere reproduces these figures up to seed-level noise, "
-        "not digit for digit.",
+        f"Classifiers trained: {devices}. Training on other hardware or another torch build "
+        "takes a different floating-point path from the first step on, so a rerun elsewhere "
+        "reproduces these figures up to run-to-run noise, not digit for digit.",
         "",
         f"All figures are on the real test split ({n_test} images), threshold 0.5. "
         "Methods: `none` trains on the real images only, `oversample` repeats real normal "
