@@ -1,32 +1,12 @@
-"""Class balance: which class is the minority, how many images it lacks, and the fused set."""
+"""The fused training set: real images plus the minority images a balancing method adds."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from pneumogan.io import LABELS, DataError
-
-METHODS = ("gan", "oversample", "none")
-
-
-def class_counts(labels: np.ndarray) -> np.ndarray:
-    return np.bincount(labels, minlength=len(LABELS))
-
-
-def minority_class(labels: np.ndarray) -> int:
-    """The class with fewer samples (found from the data, never assumed)."""
-    counts = class_counts(labels)
-    if counts.min() == 0:
-        raise DataError(f"training labels hold one class only (counts {counts.tolist()})")
-    return int(np.argmin(counts))
-
-
-def n_missing(labels: np.ndarray, target_ratio: float) -> int:
-    """Minority images to add so that minority / majority reaches `target_ratio`."""
-    counts = class_counts(labels)
-    return max(0, math.ceil(target_ratio * counts.max() - 1e-9) - int(counts.min()))
+from pneumogan.balance import class_counts, minority_class, n_missing
+from pneumogan.choices import METHODS
+from pneumogan.errors import DataError
 
 
 def fuse(
@@ -58,7 +38,6 @@ def fuse(
     fused_labels = np.concatenate([labels, np.full(extra.shape[0], minority, dtype=np.int64)])
     counts = class_counts(fused_labels)
     composition = {
-        "minority_class": minority,
         "real_normal": int(class_counts(labels)[0]),
         "real_pneumonia": int(class_counts(labels)[1]),
         "added_minority": int(extra.shape[0]),

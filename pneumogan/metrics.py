@@ -9,24 +9,34 @@ import pandas as pd
 import torch
 from sklearn import metrics as skm
 
+from pneumogan.choices import LABELS
 
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """AUC plus threshold metrics; positive class is pneumonia (1)."""
-    pred = (p >= threshold).astype(np.int64)
-    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+
+def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Threshold-free metrics: AUC, average precision and the Brier score."""
     out = {
         "auc": skm.roc_auc_score(y, p),
         "average_precision": skm.average_precision_score(y, p),
+        "brier": skm.brier_score_loss(y, p),
+    }
+    return {k: round(float(v), 6) for k, v in out.items()}
+
+
+def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """Metrics of the calls at `threshold`; positive class is pneumonia (1)."""
+    pred = (p >= threshold).astype(np.int64)
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    out = {
+        "threshold": threshold,
         "accuracy": skm.accuracy_score(y, pred),
         "sensitivity": tp / max(tp + fn, 1),
         "specificity": tn / max(tn + fp, 1),
         "precision": skm.precision_score(y, pred, zero_division=0),
         "f1": skm.f1_score(y, pred, zero_division=0),
         "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-        "brier": skm.brier_score_loss(y, p),
     }
     out = {k: round(float(v), 6) for k, v in out.items()}
-    out.update(tp=int(tp), fp=int(fp), tn=int(tn), fn=int(fn), n=int(y.shape[0]))
+    out.update(tp=int(tp), fp=int(fp), tn=int(tn), fn=int(fn))
     return out
 
 
@@ -43,9 +53,14 @@ def pr_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
 
 
 def predictions_table(y: np.ndarray, p: np.ndarray, threshold: float) -> pd.DataFrame:
-    """One row per test image, for DVC's confusion-matrix template."""
+    """One row per test image, class names as labels, for DVC's confusion-matrix template."""
+    names = np.array([LABELS[0], LABELS[1]])
     return pd.DataFrame(
-        {"actual": y, "predicted": (p >= threshold).astype(np.int64), "probability": np.round(p, 6)}
+        {
+            "actual": names[y],
+            "predicted": names[(p >= threshold).astype(np.int64)],
+            "probability": np.round(p, 6),
+        }
     )
 
 
@@ -94,13 +109,19 @@ def _statistics(threshold: float) -> dict:
 
 
 def bootstrap_ci(
-    y: np.ndarray, p: np.ndarray, threshold: float, *, resamples: int, level: float, seed: int
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    *,
+    resamples: int,
+    level: float,
+    rng: np.random.Generator,
 ) -> dict[str, dict[str, float]]:
     """Percentile bootstrap intervals (scipy) over test images, resampled in pairs."""
     from scipy.stats import DegenerateDataWarning, bootstrap
 
     out = {}
-    for i, (name, stat) in enumerate(_statistics(threshold).items()):
+    for name, stat in _statistics(threshold).items():
         with warnings.catch_warnings():  # NaN resamples are handled below
             warnings.simplefilter("ignore", DegenerateDataWarning)
             res = bootstrap(
@@ -111,7 +132,7 @@ def bootstrap_ci(
                 n_resamples=resamples,
                 confidence_level=level,
                 method="percentile",
-                rng=np.random.default_rng(seed + i),
+                rng=rng,
             )
         # Percentiles of scipy's bootstrap distribution, skipping resamples that lack a class
         # (possible only on tiny test sets), where a metric is undefined.
@@ -119,3 +140,41 @@ def bootstrap_ci(
         low, high = np.nanpercentile(res.bootstrap_distribution, [tail, 100 - tail])
         out[name] = {"low": round(float(low), 6), "high": round(float(high), 6)}
     return out
+
+
+def score_test(
+    y: np.ndarray,
+    p: np.ndarray,
+    *,
+    val_threshold: float,
+    threshold: float,
+    calibration_bins: int,
+    resamples: int,
+    level: float,
+    rng: np.random.Generator,
+) -> dict:
+    """Everything metrics/eval.json holds: every figure is on the test split.
+
+    The top-level threshold metrics use the fixed `evaluate.threshold` (saved as
+    `threshold`); `at_val_threshold` holds them at the threshold chosen on the validation
+    split (passed in: the test split never chooses anything).
+    """
+    return {
+        "n": int(y.shape[0]),
+        **ranking_metrics(y, p),
+        "ece": round(expected_calibration_error(y, p, calibration_bins), 6),
+        **threshold_metrics(y, p, threshold),
+        "at_val_threshold": threshold_metrics(y, p, round(val_threshold, 6)),
+        "ci": bootstrap_ci(y, p, threshold, resamples=resamples, level=level, rng=rng),
+    }
+
+
+def summary_line(scores: dict, level: float) -> str:
+    """One short line for the log: AUC with its interval and accuracy at both thresholds."""
+    ci, fixed, chosen = scores["ci"]["auc"], scores, scores["at_val_threshold"]
+    return (
+        f"test AUC {scores['auc']:.3f} ({level:.0%} CI {ci['low']:.3f}-{ci['high']:.3f}), "
+        f"accuracy {fixed['accuracy']:.3f} at {fixed['threshold']:g}, "
+        f"{chosen['accuracy']:.3f} at the validation-chosen {chosen['threshold']:.3f} "
+        f"({scores['n']} images)"
+    )

@@ -1,8 +1,15 @@
-"""Typed, validated view of params.yaml: every knob is required, unknown keys are errors."""
+"""Typed, validated view of params.yaml: every knob is required, unknown keys are errors.
+
+The `check_params` stage validates the whole file and writes each stage its slice (the params
+it may read, as JSON). Stages depend on their slice, not on params.yaml, so a bad value fails
+before DVC touches any expensive stage, and a change that leaves a slice's bytes alone leaves
+that stage cached.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -12,13 +19,13 @@ from typing import Any, Literal
 
 import yaml
 
-SIZES = (28, 64, 128, 224)
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from pneumogan.choices import ARCHS, DEVICES, GAN_VARIANTS, METHODS, SIZES
+from pneumogan.errors import ParamsError
+
+__all__ = ["Params", "ParamsError", "load_params", "load_slice", "stage_slice"]
+
 NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # study names: MLflow experiment and git ref safe
-
-
-class ParamsError(ValueError):
-    """A params file is missing, malformed or holds a value outside its allowed range."""
+Device = Literal[DEVICES]
 
 
 def _rng(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
@@ -31,7 +38,7 @@ def _pos() -> Any:
 
 @dataclass(frozen=True)
 class DataParams:
-    size: Literal[28, 64, 128, 224]
+    size: Literal[SIZES]
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,13 @@ class ReferenceParams:
     epochs: int = _pos()
     batch_size: int = _pos()
     lr: float = _pos()
-    device: Literal["auto", "cpu", "cuda", "mps"]
+    warmup_fraction: float = field(metadata=_rng(0.0, 1.0, lo_open=True))
+    device: Device
 
 
 @dataclass(frozen=True)
 class GanParams:
-    variant: Literal["dcgan", "sn_hinge"]
+    variant: Literal[GAN_VARIANTS]
     latent_dim: int = _pos()
     width: int = _pos()
     epochs: int = _pos()
@@ -60,7 +68,7 @@ class GanParams:
     beta1: float = field(metadata=_rng(0.0, 1.0))
     sample_every: int = _pos()
     eval_every: int = _pos()
-    device: Literal["auto", "cpu", "cuda", "mps"]
+    device: Device
 
 
 @dataclass(frozen=True)
@@ -73,22 +81,23 @@ class SynthesizeParams:
 
 @dataclass(frozen=True)
 class FuseParams:
-    method: Literal["gan", "oversample", "none"]
+    method: Literal[METHODS]
     target_ratio: float = field(metadata=_rng(0.0, 1.0, lo_open=True))
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    arch: Literal["resnet_small", "resnet18", "resnet34"]
+    arch: Literal[ARCHS]
     width: int = _pos()
     epochs: int = _pos()
     batch_size: int = _pos()
     lr: float = _pos()
+    warmup_fraction: float = field(metadata=_rng(0.0, 1.0, lo_open=True))
     weight_decay: float = field(metadata=_rng(0.0))
     patience: int = _pos()
     max_shift: float = field(metadata=_rng(0.0, 0.5))
     max_rotate: float = field(metadata=_rng(0.0, 180.0))
-    device: Literal["auto", "cpu", "cuda", "mps"]
+    device: Device
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Literal:
         allowed = typing.get_args(tp)
-        if value not in allowed or isinstance(value, bool):
+        if not any(value == a and type(value) is type(a) for a in allowed):
             raise ParamsError(f"{where} = {value!r}: must be one of {list(allowed)}")
         return value
     if origin in (typing.Union, types.UnionType):
@@ -203,3 +212,99 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{name}"] = value
     return out
+
+
+# ---------------------------------------------------------------- per-stage slices
+
+# What each stage reads: top-level params and sections, or "section.key" for one knob.
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "download": ("data",),
+    "split": ("seed", "split"),
+    "reference": ("seed", "reference"),
+    "train_gan": ("seed", "gan"),
+    "synthesize": ("seed", "synthesize", "fuse.target_ratio"),
+    "fuse": ("seed", "fuse"),
+    "train": ("seed", "mixup", "train"),
+    "evaluate": ("seed", "evaluate"),
+}
+# Stages whose work only `fuse.method: gan` uses; for other methods their slice says so and
+# nothing else, so they run once (in seconds, writing placeholders) and then stay cached.
+GAN_STAGES = ("reference", "train_gan", "synthesize")
+
+
+def _value(obj: Any) -> Any:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def stage_slice(params: Params, stage: str) -> dict[str, Any]:
+    """The params `stage` may read, as plain JSON-able data, with `enabled`."""
+    if stage in GAN_STAGES and params.fuse.method != "gan":
+        return {"enabled": False}
+    out: dict[str, Any] = {"enabled": True}
+    for key in STAGE_PARAMS[stage]:
+        head, _, sub = key.partition(".")
+        if sub:
+            out.setdefault(head, {})[sub] = getattr(getattr(params, head), sub)
+        else:
+            out[head] = _value(getattr(params, head))
+    return out
+
+
+class StageParams:
+    """One stage's slice, typed as in `Params`; reading a param outside the slice is an error."""
+
+    def __init__(self, stage: str, raw: dict[str, Any], values: dict[str, Any]) -> None:
+        self._stage, self._values = stage, values
+        self.enabled: bool = raw["enabled"]
+        self.raw = raw  # the slice as written, for logging
+
+    def flat(self) -> dict[str, Any]:
+        """The slice's params as {'train.lr': 0.003, ...} (without `enabled`), for MLflow."""
+        return flatten({k: v for k, v in self.raw.items() if k != "enabled"})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(
+                f"stage {self._stage} reads params.{name}, which its slice lacks "
+                "(add it to STAGE_PARAMS in pneumogan/params.py)"
+            ) from None
+
+
+def load_slice(path: str | Path, stage: str) -> StageParams:
+    """Read a slice written by `check_params`, re-checking every value against `Params`."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(
+            f"{path}: params slice not found; run the check_params stage first (dvc repro)"
+        ) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ParamsError(f"{path}: not a params slice ({err}); rerun dvc repro") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("enabled"), bool):
+        raise ParamsError(f"{path}: not a params slice (no 'enabled'); rerun dvc repro")
+    if not raw["enabled"]:
+        return StageParams(stage, raw, {})
+    hints = typing.get_type_hints(Params)
+    fields = {f.name: f for f in dataclasses.fields(Params)}
+    values: dict[str, Any] = {}
+    for key in STAGE_PARAMS[stage]:
+        head, _, sub = key.partition(".")
+        where = f"{path}: {head}"
+        if head not in raw:
+            raise ParamsError(f"{where}: missing from the slice; rerun dvc repro")
+        if not sub:
+            values[head] = _check_type(raw[head], hints[head], where)
+            _check_range(values[head], fields[head].metadata, where)
+            continue
+        section = hints[head]
+        sub_field = {f.name: f for f in dataclasses.fields(section)}[sub]
+        value = _check_type(raw[head][sub], typing.get_type_hints(section)[sub], f"{where}.{sub}")
+        _check_range(value, sub_field.metadata, f"{where}.{sub}")
+        values.setdefault(head, types.SimpleNamespace())
+        setattr(values[head], sub, value)
+    return StageParams(stage, raw, values)

@@ -16,7 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pneumogan.classifier import SmallResNet, to_input
+from pneumogan.errors import DataError
+from pneumogan.gan_nets import Generator
+from pneumogan.predict import Classifier, predict_proba
+from pneumogan.transforms import ImageTransform
 
 
 class _Precomputed(nn.Module):
@@ -31,12 +34,35 @@ class _Precomputed(nn.Module):
 
 
 @torch.no_grad()
-def embed(model: SmallResNet, images: np.ndarray, batch_size: int = 512) -> torch.Tensor:
+def embed(reference: Classifier, images: np.ndarray, batch_size: int = 512) -> torch.Tensor:
     """Reference-network features (float64, N×D) of uint8 images."""
-    model.eval()
-    x = to_input(images)
+    model = reference.model.eval()
+    x = reference.transform.encode(images)
     chunks = [model.features(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
-    return torch.cat(chunks).double() if chunks else torch.zeros(0, model.head.in_features)
+    return torch.cat(chunks).double()
+
+
+class HeldoutFID:
+    """Scores a generator: FID between its images from fixed noise and held-out real images.
+
+    The noise is its own stream (`gan_selection_noise`), so the images that pick the
+    checkpoint are never the ones synthesis adds to the training set.
+    """
+
+    def __init__(
+        self,
+        reference: Classifier,
+        heldout: np.ndarray,
+        z: torch.Tensor,
+        transform: ImageTransform,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.reference, self.z, self.transform, self.device = reference, z, transform, device
+        self.heldout = embed(reference, heldout)
+
+    def __call__(self, G: Generator) -> float:
+        fake = self.transform.decode(G(self.z.to(self.device)))
+        return fid(self.heldout, embed(self.reference, fake))
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -54,10 +80,11 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int, seed: int) -> tupl
     from torchmetrics.image.kid import KernelInceptionDistance
 
     size = min(real.shape[0], fake.shape[0])
-    warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
-    metric = KernelInceptionDistance(
-        feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size
-    )
+    with warnings.catch_warnings():  # it warns that it keeps every feature: they are few
+        warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
+        metric = KernelInceptionDistance(
+            feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size
+        )
     metric.update(real, real=True)
     metric.update(fake, real=False)
     with torch.random.fork_rng():  # KID draws its subsets from torch's global generator
@@ -78,7 +105,7 @@ def distances(
 
     k = min(nearest_k, len(real) - 2, len(fake) - 2)
     if k < 1:
-        raise ValueError(
+        raise DataError(
             f"need at least 3 real and 3 synthetic images, got {len(real)} and {len(fake)}"
         )
     kid_mean, kid_std = kid(real, fake, kid_subsets, seed)
@@ -99,7 +126,7 @@ def nearest_l2(queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
 
 
 def quality_report(
-    model: SmallResNet,
+    reference: Classifier,
     *,
     synthetic: np.ndarray,
     train_minority: np.ndarray,
@@ -109,7 +136,7 @@ def quality_report(
     nearest_k: int,
     kid_subsets: int,
     copy_percentile: float,
-    seed: int,
+    rng: np.random.Generator,
 ) -> dict:
     """Every synthesis-quality figure for metrics/gan.json, with its real-data references.
 
@@ -118,28 +145,27 @@ def quality_report(
     m synthetic images, the held-out minority images (floor), m held-out majority images
     (scale).
     """
-    rng = np.random.default_rng(seed)
     m = min(len(heldout_minority), len(synthetic), len(heldout_majority))
     probes = {
         "synthetic": synthetic[rng.choice(len(synthetic), m, replace=False)],
         "real_heldout": heldout_minority[rng.choice(len(heldout_minority), m, replace=False)],
         "other_class": heldout_majority[rng.choice(len(heldout_majority), m, replace=False)],
     }
-    train_feats = embed(model, train_minority)
+    train_feats = embed(reference, train_minority)
+    kid_seed = int(rng.integers(2**31))
     report: dict = {
         name: distances(
             train_feats,
-            embed(model, images),
+            embed(reference, images),
             nearest_k=nearest_k,
             kid_subsets=kid_subsets,
-            seed=seed,
+            seed=kid_seed,
         )
         for name, images in probes.items()
     }
 
     def agreement(images: np.ndarray) -> float:
-        with torch.no_grad():
-            p = torch.sigmoid(model.head(embed(model, images).float())).view(-1).numpy()
+        p = predict_proba(reference, images, batch_size=512)
         return float(np.mean((p >= 0.5) == bool(label)))
 
     report["class_agreement"] = {

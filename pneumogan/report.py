@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 ROWS = {
-    "AUC": "auc",
     "accuracy": "accuracy",
     "sensitivity": "sensitivity",
     "specificity": "specificity",
@@ -15,20 +14,22 @@ ROWS = {
 }
 
 
-def results_table(scores: dict) -> str:
-    """Test metrics at the fixed and the validation-chosen threshold, with intervals."""
-    vt = scores["val_threshold"]
-    level = "95%"
+def results_table(scores: dict, level: float = 0.95) -> str:
+    """Test metrics at the fixed and at the validation-chosen threshold, with intervals."""
+    fixed, chosen = scores, scores["at_val_threshold"]
+    ci = scores["ci"]
+
+    def interval(key: str) -> str:
+        return f"{ci[key]['low']:.3f} – {ci[key]['high']:.3f}" if key in ci else ""
+
     lines = [
-        f"| metric | threshold 0.5 | {level} bootstrap interval | validation threshold "
-        f"({vt['threshold']:.3f}) |",
+        f"| test metric | threshold {fixed['threshold']:g} | {level:.0%} bootstrap interval "
+        f"| validation-chosen threshold ({chosen['threshold']:.3f}) |",
         "|---|---|---|---|",
+        f"| AUC | {scores['auc']:.3f} | {interval('auc')} | |",
     ]
     for label, key in ROWS.items():
-        ci = scores["ci"].get(key)
-        interval = f"{ci['low']:.3f} – {ci['high']:.3f}" if ci else ""
-        at_val = "" if key == "auc" else f"{vt[key]:.3f}"
-        lines.append(f"| {label} | {scores[key]:.3f} | {interval} | {at_val} |")
+        lines.append(f"| {label} | {fixed[key]:.3f} | {interval(key)} | {chosen[key]:.3f} |")
     lines.append(f"| Brier score | {scores['brier']:.4f} | | |")
     lines.append(f"| expected calibration error | {scores['ece']:.4f} | | |")
     return "\n".join(lines) + "\n"

@@ -6,17 +6,20 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from pneumogan.io import DataError
-from pneumogan.params import ParamsError
-from pneumogan.runtime import setup_logging
+from pneumogan.errors import DataError, ParamsError
+from pneumogan.progress import setup_logging
 
 log = logging.getLogger("pneumogan")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
+    """Arguments every stage takes: `--params`, its slice of params.yaml (from check_params)."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument(
+        "--params", type=Path, required=True, help="this stage's params slice (data/params/*.json)"
+    )
     return p
 
 

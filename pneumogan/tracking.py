@@ -60,15 +60,28 @@ class StageRun:
             self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
+def current_study(params_file: str | Path = "params.yaml") -> str | None:
+    """The top-level `study` param, read for MLflow grouping only (no stage depends on it).
+
+    `check_params` has validated the file; a missing or unreadable one means no study.
+    """
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(params_file).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    study = raw.get("study") if isinstance(raw, dict) else None
+    return study if isinstance(study, str) else None
+
+
 def experiment_name(study: str | None) -> str:
     """MLflow experiment of a run: `pneumogan`, or `pneumogan-study-<name>` for a study's runs."""
     return EXPERIMENT if study is None else f"{EXPERIMENT}-study-{study}"
 
 
 @contextlib.contextmanager
-def stage_run(
-    stage: str, params: Mapping[str, Any], study: str | None = None
-) -> Iterator[StageRun]:
+def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
     """Open an MLflow run tagged with stage, DVC experiment and commit, with `params` logged.
 
     Runs of a study (top-level `study` param) go to their own MLflow experiment, tagged
@@ -79,6 +92,7 @@ def stage_run(
     import mlflow
 
     root = repo_root()
+    study = current_study()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     name = experiment_name(study)

@@ -10,7 +10,6 @@ the table between the gan-variants markers in README.md.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import mlflow
 import yaml
 
 from pneumogan.report import replace_block
+from pneumogan.study.store import stored
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"dcgan": "DCGAN (default)", "sn_hinge": "spectral-norm D + hinge loss"}
@@ -34,28 +34,11 @@ def dvc(*args: str) -> str:
 
 
 def experiment_metrics(name: str) -> dict:
-    rev = subprocess.run(
-        ["git", "rev-parse", f"refs/exps/{name}"], cwd=ROOT, text=True, capture_output=True
-    )
-    if rev.returncode != 0:  # `dvc exp run` stores experiments under refs/exps/<base>/<name>
-        refs = subprocess.run(
-            ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
-            cwd=ROOT,
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout
-        ref = next(r for r in refs.split() if r.endswith(f"/{name}"))
-    else:
-        ref = f"refs/exps/{name}"
-    blob = subprocess.run(
-        ["git", "show", f"{ref}:metrics/gan.json"],
-        cwd=ROOT,
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout
-    return json.loads(blob)
+    """metrics/gan.json of the newest stored experiment called `name` (dvc exp show)."""
+    found = [e for e in stored(ROOT, name) if e.name == name]
+    if not found:
+        raise SystemExit(f"no stored experiment {name}")
+    return max(found, key=lambda e: e.timestamp).metrics["metrics/gan.json"]
 
 
 def train_seconds(variant: str, seed: int) -> float:
@@ -87,7 +70,7 @@ def table(rows: dict[str, dict], seconds: dict[str, float]) -> str:
             f"| {VARIANTS[variant]} | {s['fid']:.2f} | {s['kid']:.3f} | {s['precision']:.3f} "
             f"| {s['recall']:.3f} | {s['density']:.3f} | {s['coverage']:.3f} "
             f"| {mem['share_synthetic']:.1%} | {m['class_agreement']['synthetic']:.1%} "
-            f"| {m['generator']['kept_epoch']} | {seconds[variant]:.0f} s |"
+            f"| {m['kept_epoch']} | {seconds[variant]:.0f} s |"
         )
     ref = next(iter(rows.values()))
     r, o = ref["real_heldout"], ref["other_class"]

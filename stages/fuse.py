@@ -6,12 +6,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from pneumogan import stage, tracking
+from pneumogan import seeds, stage, tracking
+from pneumogan.contract import load_split, save_split
+from pneumogan.files import atomic_dir, write_json
 from pneumogan.fuse import fuse
-from pneumogan.io import atomic_dir, load_split, save_split, write_json
-from pneumogan.params import flatten, load_params
+from pneumogan.params import load_slice
 
 log = logging.getLogger("pneumogan.fuse")
 
@@ -23,26 +22,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="directory for the fused train.npz")
     p.add_argument("--metrics", type=Path, required=True, help="composition (json)")
     args = p.parse_args(argv)
-    params = load_params(args.params)
+    cfg = load_slice(args.params, "fuse")
     train = load_split(args.train)
     synthetic, _ = load_split(args.synthetic / "synthetic.npz", need_both_classes=False)
-    with (
-        tracking.stage_run(
-            "fuse", flatten({"seed": params.seed, "fuse": params.fuse}), params.study
-        ) as run,
-        atomic_dir(args.out) as tmp,
-    ):
+    with tracking.stage_run("fuse", cfg.flat()) as run, atomic_dir(args.out) as tmp:
         images, labels, composition = fuse(
             train,
             synthetic,
-            method=params.fuse.method,
-            target_ratio=params.fuse.target_ratio,
-            rng=np.random.default_rng(params.seed),
+            method=cfg.fuse.method,
+            target_ratio=cfg.fuse.target_ratio,
+            rng=seeds.numpy_rng(cfg.seed, "fuse"),
         )
         save_split(tmp / "train.npz", images, labels)
         write_json(args.metrics, composition)
         run.log_metrics(composition)
-        log.info("fused training set: %s", composition)
+        log.info(
+            "fused training set: %d images, %d real normal + %d real pneumonia + %d added (%s)",
+            composition["total"],
+            composition["real_normal"],
+            composition["real_pneumonia"],
+            composition["added_minority"],
+            cfg.fuse.method,
+        )
 
 
 if __name__ == "__main__":

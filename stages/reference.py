@@ -1,19 +1,64 @@
-"""Stage reference: a classifier on real images only, whose features measure the GAN."""
+"""Stage reference: a classifier on real images only, whose features measure the GAN.
+
+Used only when fuse.method is gan; otherwise it writes stand-ins and trains nothing.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage, tracking
-from pneumogan.classifier import ClassifierConfig, save_checkpoint, train_classifier
-from pneumogan.io import load_split, write_json
-from pneumogan.params import flatten, load_params
-from pneumogan.plots import History
-from pneumogan.runtime import pick_device, seed_everything
+from pneumogan import skipped, stage
+from pneumogan.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.reference")
+
+
+def run(args: argparse.Namespace, cfg: StageParams) -> None:
+    from pneumogan import seeds, tracking
+    from pneumogan.classifier_nets import ClassifierConfig
+    from pneumogan.classifier_train import TrainSettings, train_classifier
+    from pneumogan.contract import load_split
+    from pneumogan.device import pick_device
+    from pneumogan.files import write_json
+    from pneumogan.history import History
+    from pneumogan.predict import save_classifier
+
+    rp = cfg.reference
+    train = load_split(args.train)
+    val = load_split(args.val, size=train[0].shape[1])
+    net = ClassifierConfig(arch="resnet_small", size=train[0].shape[1], width=rp.width)
+    # Plain training (no mixup, augmentation or weight decay, no early stop): the features
+    # should describe the real images as they are.
+    settings = TrainSettings(
+        epochs=rp.epochs,
+        batch_size=rp.batch_size,
+        lr=rp.lr,
+        warmup_fraction=rp.warmup_fraction,
+        weight_decay=0.0,
+        patience=rp.epochs,
+        max_shift=0.0,
+        max_rotate=0.0,
+        mixup=0.0,
+    )
+    device = pick_device(rp.device, "reference.device")
+    seeds.seed_everything(cfg.seed, "reference_init")
+    with tracking.stage_run("reference", cfg.flat()) as run:
+        clf, summary = train_classifier(
+            train,
+            val,
+            net,
+            settings,
+            rng=seeds.numpy_rng(cfg.seed, "reference_train"),
+            device=device,
+            on_epoch=History(run, log),
+        )
+        save_classifier(args.model, clf)
+        write_json(args.metrics, summary)
+        run.log_metrics(summary)
+        run.log_artifact(args.model)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -23,37 +68,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--model", type=Path, required=True, help="checkpoint to write")
     p.add_argument("--metrics", type=Path, required=True, help="summary (json)")
     args = p.parse_args(argv)
-    params = load_params(args.params)
-    rp = params.reference
-    train = load_split(args.train)
-    val = load_split(args.val, size=train[0].shape[1])
-    cfg = ClassifierConfig(arch="resnet_small", size=train[0].shape[1], width=rp.width)
-    generator = seed_everything(params.seed)
-    logged = flatten({"seed": params.seed, "reference": rp})
-    with tracking.stage_run("reference", logged, params.study) as run:
-        # Plain training (no mixup, augmentation or weight decay): the features should
-        # describe the real images as they are.
-        model, summary = train_classifier(
-            train,
-            val,
-            cfg,
-            mixup_alpha=0.0,
-            epochs=rp.epochs,
-            batch_size=rp.batch_size,
-            lr=rp.lr,
-            weight_decay=0.0,
-            patience=rp.epochs,
-            max_shift=0.0,
-            max_rotate=0.0,
-            seed=params.seed,
-            generator=generator,
-            device=pick_device(rp.device),
-            on_epoch=History(run, log),
-        )
-        save_checkpoint(args.model, model.cpu(), cfg, summary)
-        write_json(args.metrics, summary)
-        run.log_metrics(summary)
-        run.log_artifact(args.model)
+    cfg = load_slice(args.params, "reference")
+    if not cfg.enabled:
+        skipped.skipped_checkpoint(args.model)
+        skipped.skipped_metrics(args.metrics)
+        log.info("skipped: %s", skipped.REASON)
+        return
+    run(args, cfg)
 
 
 if __name__ == "__main__":

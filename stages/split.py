@@ -6,10 +6,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import data, stage, tracking
-from pneumogan.fuse import class_counts
-from pneumogan.io import DataError, atomic_dir, save_split, write_json
-from pneumogan.params import flatten, load_params
+from pneumogan import seeds, source, stage, tracking
+from pneumogan.balance import class_counts
+from pneumogan.contract import save_split
+from pneumogan.errors import DataError
+from pneumogan.files import atomic_dir, write_json
+from pneumogan.params import load_slice
+from pneumogan.split import split_raw
 
 log = logging.getLogger("pneumogan.split")
 
@@ -20,20 +23,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="directory for {train,val,test}.npz")
     p.add_argument("--metrics", type=Path, required=True, help="class counts per split (json)")
     args = p.parse_args(argv)
-    params = load_params(args.params)
-    raw = sorted(args.raw.glob(f"{data.FLAG}*.npz"))
+    cfg = load_slice(args.params, "split")
+    raw = sorted(args.raw.glob(f"{source.FLAG}*.npz"))
     if len(raw) != 1:
         raise DataError(
-            f"{args.raw}: expected one {data.FLAG}*.npz, found {len(raw)}; "
+            f"{args.raw}: expected one {source.FLAG}*.npz, found {len(raw)}; "
             "rerun download (dvc repro download)"
         )
-    sp = params.split
-    logged = flatten({"seed": params.seed, "split": sp})
-    with (
-        tracking.stage_run("split", logged, params.study) as run,
-        atomic_dir(args.out) as tmp,
-    ):
-        splits = data.split_raw(raw[0], None, sp.train_per_class, params.seed, sp.keep_ratio)
+    sp = cfg.split
+    with tracking.stage_run("split", cfg.flat()) as run, atomic_dir(args.out) as tmp:
+        rng = seeds.numpy_rng(cfg.seed, "split")
+        splits = split_raw(raw[0], None, sp.train_per_class, rng, sp.keep_ratio)
         counts = {}
         for name, (images, labels) in splits.items():
             save_split(tmp / f"{name}.npz", images, labels)

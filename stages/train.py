@@ -2,20 +2,79 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from pneumogan import stage, tracking
-from pneumogan.classifier import ClassifierConfig, save_checkpoint, train_classifier
-from pneumogan.io import load_split, write_json
-from pneumogan.params import flatten, load_params
-from pneumogan.plots import History
-from pneumogan.runtime import pick_device, seed_everything
+from pneumogan import stage
+from pneumogan.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.train")
+CURVE_COLUMNS = ["train_loss", "val_loss", "val_auc"]
+
+
+def run(args: argparse.Namespace, cfg: StageParams) -> None:
+    import torch
+
+    from pneumogan import seeds, tracking
+    from pneumogan.classifier_nets import ClassifierConfig
+    from pneumogan.classifier_train import TrainSettings, train_classifier
+    from pneumogan.contract import load_split
+    from pneumogan.device import describe, pick_device
+    from pneumogan.files import write_json
+    from pneumogan.history import History
+    from pneumogan.predict import save_classifier
+
+    tp = cfg.train
+    train = load_split(args.train)
+    val = load_split(args.val, size=train[0].shape[1])
+    net = ClassifierConfig(arch=tp.arch, size=train[0].shape[1], width=tp.width)
+    settings = TrainSettings(
+        epochs=tp.epochs,
+        batch_size=tp.batch_size,
+        lr=tp.lr,
+        warmup_fraction=tp.warmup_fraction,
+        weight_decay=tp.weight_decay,
+        patience=tp.patience,
+        max_shift=tp.max_shift,
+        max_rotate=tp.max_rotate,
+        mixup=cfg.mixup,
+    )
+    device = pick_device(tp.device, "train.device")
+    log.info(
+        "%s on %d images (%d px), validating on %d, mixup α=%g, %s",
+        tp.arch,
+        len(train[1]),
+        net.size,
+        len(val[1]),
+        cfg.mixup,
+        device,
+    )
+    seeds.seed_everything(cfg.seed, "train_init")
+    with tracking.stage_run("train", cfg.flat()) as run:
+        history = History(run, log)
+        clf, summary = train_classifier(
+            train,
+            val,
+            net,
+            settings,
+            rng=seeds.numpy_rng(cfg.seed, "train"),
+            device=device,
+            on_epoch=history,
+        )
+        history.save(args.curves, CURVE_COLUMNS)
+        # Where the weights came from: other hardware or torch builds take another
+        # floating-point path. Kept with the checkpoint and in MLflow, not in the metrics.
+        runtime = {"device": describe(device), "torch": torch.__version__}
+        clf.info.update(runtime)
+        save_classifier(args.model, clf)
+        write_json(args.metrics, summary)
+        run.log_metrics(summary)
+        for key, value in runtime.items():
+            run.set_tag(key, value)
+        run.log_artifact(args.model)
+        log.info("kept epoch %d (val AUC %.4f)", summary["best_epoch"], summary["best_val_auc"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -26,59 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--metrics", type=Path, required=True, help="summary (json)")
     p.add_argument("--curves", type=Path, required=True, help="per-epoch curves (csv plot)")
     args = p.parse_args(argv)
-    params = load_params(args.params)
-    tp = params.train
-    train = load_split(args.train)
-    val = load_split(args.val, size=train[0].shape[1])
-    cfg = ClassifierConfig(arch=tp.arch, size=train[0].shape[1], width=tp.width)
-    generator = seed_everything(params.seed)
-    device = pick_device(tp.device)
-    log.info(
-        "%s on %d images (%d px), validating on %d, mixup α=%g, %s",
-        tp.arch,
-        len(train[1]),
-        cfg.size,
-        len(val[1]),
-        params.mixup,
-        device,
-    )
-    logged = flatten({"seed": params.seed, "mixup": params.mixup, "train": tp})
-    with tracking.stage_run("train", logged, params.study) as run:
-        history = History(run, log)
-        model, summary = train_classifier(
-            train,
-            val,
-            cfg,
-            mixup_alpha=params.mixup,
-            epochs=tp.epochs,
-            batch_size=tp.batch_size,
-            lr=tp.lr,
-            weight_decay=tp.weight_decay,
-            patience=tp.patience,
-            max_shift=tp.max_shift,
-            max_rotate=tp.max_rotate,
-            seed=params.seed,
-            generator=generator,
-            device=device,
-            on_epoch=history,
-        )
-        history.save(
-            args.curves,
-            {"loss": ["train_loss", "val_loss"], "validation": ["val_auc", "val_accuracy"]},
-        )
-        save_checkpoint(args.model, model.cpu(), cfg, summary)
-        # Where the numbers came from: runs on other hardware or torch builds differ in the
-        # last bits (CPU runs are bit-identical only to each other).
-        runtime = {
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-            "torch": torch.__version__,
-        }
-        write_json(args.metrics, {**summary, **runtime})
-        run.log_metrics(summary)
-        for key, value in runtime.items():
-            run.set_tag(key, value)
-        run.log_artifact(args.model)
-        log.info("kept epoch %d (val AUC %.4f)", summary["best_epoch"], summary["best_val_auc"])
+    run(args, load_slice(args.params, "train"))
 
 
 if __name__ == "__main__":

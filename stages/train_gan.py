@@ -2,27 +2,107 @@
 
 Every gan.eval_every epochs the generator is scored by its Fréchet distance to the held-out
 (validation) minority images in the reference network's features; the best one is kept.
+Used only when fuse.method is gan; otherwise it writes stand-ins and trains nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from pneumogan import gan, stage, tracking
-from pneumogan.classifier import load_classifier
-from pneumogan.fuse import minority_class
-from pneumogan.io import LABELS, atomic_dir, load_split
-from pneumogan.params import flatten, load_params
-from pneumogan.plots import History, save_grid
-from pneumogan.quality import embed, fid
-from pneumogan.runtime import pick_device, seed_everything
+from pneumogan import skipped, stage
+from pneumogan.files import atomic_dir
+from pneumogan.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.train_gan")
+LOSS_COLUMNS = ["loss_d", "loss_g", "d_real", "d_fake"]
+FID_COLUMNS = ["fid_heldout"]
+
+
+def run(args: argparse.Namespace, cfg: StageParams) -> None:
+    import torch
+
+    from pneumogan import seeds, tracking
+    from pneumogan.balance import minority_class
+    from pneumogan.choices import LABELS
+    from pneumogan.contract import load_split
+    from pneumogan.device import pick_device
+    from pneumogan.gan_nets import GanConfig
+    from pneumogan.gan_train import GanSettings, train_gan
+    from pneumogan.grids import save_grid
+    from pneumogan.history import History
+    from pneumogan.predict import load_classifier
+    from pneumogan.quality import HeldoutFID
+    from pneumogan.synthesis import save_gan
+    from pneumogan.transforms import ImageTransform
+
+    gp = cfg.gan
+    images, labels = load_split(args.train)
+    minority = minority_class(labels)
+    real = images[labels == minority]
+    net = GanConfig(
+        size=images.shape[1], latent_dim=gp.latent_dim, width=gp.width, variant=gp.variant
+    )
+    val_images, val_labels = load_split(args.val, size=net.size)
+    reference = load_classifier(args.reference, producer="reference")
+    device = pick_device(gp.device, "gan.device")
+    transform = ImageTransform(size=net.size)
+    # One noise stream per purpose: the checkpoint is chosen on noise that synthesis never uses.
+    selection_z = torch.randn(
+        len(real), net.latent_dim, generator=seeds.torch_generator(cfg.seed, "gan_selection_noise")
+    )
+    fixed_z = torch.randn(
+        64, net.latent_dim, generator=seeds.torch_generator(cfg.seed, "gan_fixed_noise")
+    )
+    score = HeldoutFID(
+        reference, val_images[val_labels == minority], selection_z, transform, device
+    )
+    settings = GanSettings(
+        epochs=gp.epochs,
+        batch_size=gp.batch_size,
+        lr=gp.lr,
+        beta1=gp.beta1,
+        sample_every=gp.sample_every,
+        eval_every=gp.eval_every,
+    )
+    log.info(
+        "%s on %d %s images (%d px), %d epochs on %s",
+        gp.variant,
+        len(real),
+        LABELS[minority],
+        net.size,
+        gp.epochs,
+        device,
+    )
+    seeds.seed_everything(cfg.seed, "gan_init")
+    with tracking.stage_run("train_gan", cfg.flat()) as run, atomic_dir(args.samples) as samples:
+        history = History(run, log)
+        start = time.perf_counter()
+        G, D, kept = train_gan(
+            real,
+            net,
+            settings,
+            generator=seeds.torch_generator(cfg.seed, "gan_train"),
+            fixed_z=fixed_z,
+            device=device,
+            score=score,
+            on_epoch=history,
+            on_samples=lambda epoch, x: save_grid(
+                samples / f"epoch_{epoch:04d}.png", transform.decode(x)
+            ),
+        )
+        history.save(args.losses, LOSS_COLUMNS)
+        history.save(args.fid, FID_COLUMNS)
+        save_gan(args.model, G.cpu(), D.cpu(), net, kept, minority)
+        # Wall-clock time goes to MLflow only: metrics files stay identical across runs.
+        run.log_metrics({"kept_epoch": kept, "train_seconds": time.perf_counter() - start})
+        run.set_tag("kept_epoch", kept)
+        log.info("kept the generator of epoch %d (best held-out FID)", kept)
+        run.log_artifact(args.model)
+        run.log_artifact(samples, "samples")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -35,73 +115,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--fid", type=Path, required=True, help="held-out FID per check (csv plot)")
     p.add_argument("--samples", type=Path, required=True, help="directory of sample grids")
     args = p.parse_args(argv)
-    params = load_params(args.params)
-    gp = params.gan
-    images, labels = load_split(args.train)
-    minority = minority_class(labels)
-    real = images[labels == minority]
-    cfg = gan.GanConfig(
-        size=images.shape[1], latent_dim=gp.latent_dim, width=gp.width, variant=gp.variant
-    )
-    val_images, val_labels = load_split(args.val, size=cfg.size)
-    reference = load_classifier(args.reference)
-    heldout = embed(reference, val_images[val_labels == minority])
-    generator = seed_everything(params.seed)
-    # Fixed noise for the checks, as many draws as real training images, from its own stream.
-    eval_z = torch.randn(
-        len(real), cfg.latent_dim, generator=torch.Generator().manual_seed(params.seed)
-    )
-    device = pick_device(gp.device)
-    log.info(
-        "%s on %d %s images (%d px), %d epochs on %s",
-        gp.variant,
-        len(real),
-        LABELS[minority],
-        cfg.size,
-        gp.epochs,
-        device,
-    )
-    logged = flatten({"seed": params.seed, "gan": gp})
-    with (
-        tracking.stage_run("train_gan", logged, params.study) as run,
-        atomic_dir(args.samples) as samples,
-    ):
-        history = History(run, log)
-
-        def score(G: gan.Generator) -> float:
-            fake = gan.to_uint8(G(eval_z.to(device)))
-            return fid(heldout, embed(reference, fake))
-
-        def on_samples(epoch: int, x) -> None:
-            save_grid(samples / f"epoch_{epoch:04d}.png", x)
-
-        start = time.perf_counter()
-        G, D, kept = gan.train_gan(
-            real,
-            cfg,
-            epochs=gp.epochs,
-            batch_size=gp.batch_size,
-            lr=gp.lr,
-            beta1=gp.beta1,
-            sample_every=gp.sample_every,
-            generator=generator,
-            device=device,
-            on_epoch=history,
-            on_samples=on_samples,
-            score=score,
-            eval_every=gp.eval_every,
-        )
-        history.save(
-            args.losses, {"losses": ["loss_d", "loss_g"], "discriminator": ["d_real", "d_fake"]}
-        )
-        history.save(args.fid, {"held-out FID (lower is better)": ["fid_heldout"]})
-        gan.save_checkpoint(args.model, G.cpu(), D.cpu(), cfg, kept, minority)
-        # Wall-clock time goes to MLflow only: metrics files stay identical across runs.
-        run.log_metrics({"kept_epoch": kept, "train_seconds": time.perf_counter() - start})
-        run.set_tag("kept_epoch", kept)
-        log.info("kept the generator of epoch %d (best held-out FID)", kept)
-        run.log_artifact(args.model)
-        run.log_artifact(samples, "samples")
+    cfg = load_slice(args.params, "train_gan")
+    if not cfg.enabled:
+        skipped.skipped_checkpoint(args.model)
+        skipped.skipped_table(args.losses, ["epoch", *LOSS_COLUMNS])
+        skipped.skipped_table(args.fid, ["epoch", *FID_COLUMNS])
+        with atomic_dir(args.samples) as samples:
+            skipped.skipped_image(samples / "skipped.png")
+        log.info("skipped: %s", skipped.REASON)
+        return
+    run(args, cfg)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
+# pytest-xdist runs one worker per core: one thread each keeps torch from oversubscribing them
+# (in this process and in the dvc subprocesses of the end-to-end tests).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT_COUNTS = {"train": (12, 36), "val": (6, 10), "test": (6, 10)}  # (normal, pneumonia)
 
@@ -79,10 +83,10 @@ def _mlflow_store(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path):
     """No test may reach the network or the user's medmnist cache."""
-    from pneumogan import data
+    from pneumogan import source
 
-    monkeypatch.setattr(data, "MEDMNIST_CACHE", tmp_path / "no-medmnist-cache")
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(source, "MEDMNIST_CACHE", tmp_path / "no-medmnist-cache")
+    monkeypatch.delenv(source.DATA_DIR_ENV, raising=False)
 
     def no_network(*args, **kwargs):
         raise OSError("network disabled in tests")

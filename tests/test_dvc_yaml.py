@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from pneumogan.params import STAGE_PARAMS
 from tests.conftest import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
@@ -35,9 +36,10 @@ def module_closure(script: Path) -> set[str]:
     return {mod.replace(".", "/") + ".py" for mod in seen}
 
 
-def test_package_init_is_empty():
-    """Stages do not list pneumogan/__init__.py, so it must hold no code."""
-    assert (ROOT / "pneumogan/__init__.py").read_text().strip() == ""
+def test_package_inits_are_empty():
+    """Stages do not list the packages' __init__.py files, so they must hold no code."""
+    for init in (ROOT / "pneumogan").rglob("__init__.py"):
+        assert init.read_text().strip() == "", init
 
 
 def test_stage_code_deps_match_imports():
@@ -48,41 +50,39 @@ def test_stage_code_deps_match_imports():
         assert code_deps == {script} | module_closure(ROOT / script), name
 
 
-# Read by every stage for MLflow grouping only; no output depends on it, so no stage lists it
-# (listing it would rerun the whole pipeline for every study).
-UNDECLARED = {"study"}
+def test_training_stages_do_not_import_figures():
+    """Restyling a figure must rerun no training stage."""
+    for name in ("reference", "train_gan", "train"):
+        assert "pneumogan/figures.py" not in STAGES[name]["deps"], name
 
 
-def test_params_sections_exist_and_are_read():
+def test_only_check_params_reads_params_yaml_and_every_stage_reads_its_slice():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    used = set()
+    assert set(STAGES["check_params"]["params"]) == set(params)
+    assert set(STAGE_PARAMS) == set(STAGES) - {"check_params"}
     for name, stage in STAGES.items():
-        for entry in stage["params"]:
-            head, *rest = entry.split(".")
-            assert head in params, f"{name}: unknown params entry {entry}"
-            if rest:
-                assert rest[0] in params[head]
-            used.add(head)
+        if name == "check_params":
+            continue
+        assert "params" not in stage, f"{name} must depend on its slice, not on params.yaml"
+        slice_file = f"data/params/{name}.json"
+        assert slice_file in stage["deps"] and f"--params {slice_file}" in stage["cmd"]
+        for entry in STAGE_PARAMS[name]:
+            head, _, sub = entry.partition(".")
+            assert head in params and (not sub or sub in params[head]), (name, entry)
+        # What the script reads from its slice is what the slice holds.
         source = (ROOT / f"stages/{name}.py").read_text()
-        for entry in stage["params"]:
-            assert re.search(rf"params\.{re.escape(entry)}\b", source), (name, entry)
-        for section, key in re.findall(r"\bparams\.(\w+)(?:\.(\w+))?", source):
-            if section in UNDECLARED:
-                continue
-            listed = section in stage["params"] or f"{section}.{key}" in stage["params"]
-            assert listed, f"{name} reads params.{section}.{key} but dvc.yaml does not list it"
-    assert used | UNDECLARED == set(params), f"params never read: {set(params) - used}"
+        heads = {e.partition(".")[0] for e in STAGE_PARAMS[name]}
+        read = set(re.findall(r"\bcfg\.(\w+)", source)) - {"enabled", "flat", "raw"}
+        assert read <= heads, f"{name} reads {read - heads} outside its slice"
 
 
-def test_metrics_and_plots_are_committed_not_cached():
-    for stage in STAGES.values():
+def test_metrics_and_plots_are_committed_and_nothing_else_is_uncached():
+    """DVC keeps no run cache for a stage with a plain `cache: false` output."""
+    for name, stage in STAGES.items():
         for kind in ("metrics", "plots"):
             for entry in stage.get(kind, []):
                 ((path, opts),) = entry.items()
-                assert opts == {"cache": False} and path.startswith("metrics/")
+                assert opts["cache"] is False and path.startswith("metrics/"), (name, path)
         for entry in stage.get("outs", []):
-            if isinstance(entry, dict):
-                ((path, opts),) = entry.items()
-                assert path.startswith("metrics/") and opts == {"cache": False}
-            else:
-                assert not entry.startswith("metrics/")
+            path, opts = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+            assert opts.get("cache", True), f"{name}: {path} is a plain uncached output"

@@ -1,14 +1,24 @@
+"""Class-balance arithmetic and the fused training set."""
+
 import numpy as np
 import pytest
 
-from pneumogan.fuse import fuse, minority_class, n_missing
-from pneumogan.io import DataError
+from pneumogan.balance import class_counts, minority_class, n_missing
+from pneumogan.choices import METHODS
+from pneumogan.errors import DataError
+from pneumogan.fuse import fuse
 
 
 def train_set(n0=10, n1=30):
     labels = np.r_[np.zeros(n0, np.int64), np.ones(n1, np.int64)]
     images = np.arange(labels.size, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
     return images, labels
+
+
+def test_class_counts_has_both_classes_even_if_one_is_absent():
+    assert class_counts(np.array([1, 1, 0], np.int64)).tolist() == [1, 2]
+    assert class_counts(np.zeros(3, np.int64)).tolist() == [3, 0]
+    assert class_counts(np.zeros(0, np.int64)).tolist() == [0, 0]
 
 
 def test_minority_is_found_from_data():
@@ -22,7 +32,9 @@ def test_n_missing():
     labels = train_set()[1]
     assert n_missing(labels, 1.0) == 20
     assert n_missing(labels, 0.5) == 5
-    assert n_missing(labels, 0.2) == 0
+    assert n_missing(labels, 0.2) == 0  # already above the target: nothing added
+    assert n_missing(train_set(3, 25)[1], 0.28) == 4  # 0.28 * 25 is 7.000000000000001
+    assert n_missing(1 - labels, 1.0) == 20  # whichever class is the minority
 
 
 @pytest.mark.parametrize(
@@ -30,20 +42,50 @@ def test_n_missing():
     [("gan", 20, 20, 0), ("oversample", 20, 0, 20), ("none", 0, 0, 0)],
 )
 def test_methods(method, added, synthetic, oversampled):
+    assert method in METHODS
     synth = np.full((25, 4, 4), 255, np.uint8)
     images, labels, comp = fuse(
         train_set(), synth, method=method, target_ratio=1.0, rng=np.random.default_rng(0)
     )
     assert images.shape[0] == labels.shape[0] == 40 + added
+    assert labels.dtype == np.int64
     assert comp["added_minority"] == added and comp["synthetic"] == synthetic
     assert comp["oversampled"] == oversampled
+    assert "minority_class" not in comp and comp["total"] == 40 + added  # numbers, no ids
+    assert (comp["real_normal"], comp["real_pneumonia"]) == (10, 30)
+    np.testing.assert_array_equal(images[:40], train_set()[0])  # real images first, unchanged
     if method != "none":
         assert np.bincount(labels).tolist() == [30, 30] and comp["ratio"] == 1.0
+    else:
+        assert comp["ratio"] == round(10 / 30, 4)
     extra = images[40:]
+    assert (labels[40:] == 0).all()  # every added image is labelled with the minority class
     if method == "gan":
         assert (extra == 255).all()
     if method == "oversample":  # copies of real minority images only
         assert set(extra[:, 0, 0].tolist()) <= set(range(10))
+
+
+def test_gan_adds_the_first_synthetic_images_in_order():
+    synth = np.arange(25, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2) + 100
+    images, _, _ = fuse(
+        train_set(), synth, method="gan", target_ratio=0.5, rng=np.random.default_rng(0)
+    )
+    np.testing.assert_array_equal(images[40:], synth[:5])
+
+
+def test_oversampling_is_drawn_with_rng():
+    def extra(seed):
+        return fuse(
+            train_set(),
+            np.zeros((0, 4, 4), np.uint8),
+            method="oversample",
+            target_ratio=1.0,
+            rng=np.random.default_rng(seed),
+        )[0][40:]
+
+    np.testing.assert_array_equal(extra(0), extra(0))
+    assert not np.array_equal(extra(0), extra(1))
 
 
 def test_too_few_synthetic_images():
@@ -52,6 +94,17 @@ def test_too_few_synthetic_images():
             train_set(),
             np.zeros((3, 4, 4), np.uint8),
             method="gan",
+            target_ratio=1.0,
+            rng=np.random.default_rng(0),
+        )
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match=r"fuse\.method 'smote'"):
+        fuse(
+            train_set(),
+            np.zeros((0, 4, 4), np.uint8),
+            method="smote",
             target_ratio=1.0,
             rng=np.random.default_rng(0),
         )

@@ -1,113 +1,188 @@
+"""GAN networks, losses, checkpoint selection and the training loop."""
+
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from pneumogan import gan
-from pneumogan.io import DataError
+from pneumogan.choices import GAN_VARIANTS
+from pneumogan.gan_nets import Discriminator, GanConfig, Generator, levels
+from pneumogan.gan_train import BestKeeper, GanSettings, d_loss, g_loss, train_gan
 from tests.conftest import make_images
 
 
-@pytest.mark.parametrize("variant", ["dcgan", "sn_hinge"])
+def settings(**changes):
+    base = dict(epochs=1, batch_size=4, lr=2e-4, beta1=0.5, sample_every=1, eval_every=1)
+    return GanSettings(**{**base, **changes})
+
+
+def run(images, cfg, s, **kwargs):
+    kwargs.setdefault("score", lambda G: 0.0)
+    return train_gan(
+        images,
+        cfg,
+        s,
+        generator=torch.Generator().manual_seed(0),
+        fixed_z=torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(1)),
+        device=torch.device("cpu"),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("variant", GAN_VARIANTS)
 @pytest.mark.parametrize("size", [28, 64, 128, 224])
 def test_networks_scale_with_size_and_train_one_step(size, variant):
-    cfg = gan.GanConfig(size=size, latent_dim=8, width=2, variant=variant)
-    G, D = gan.Generator(cfg), gan.Discriminator(cfg)
+    cfg = GanConfig(size=size, latent_dim=8, width=2, variant=variant)
+    G, D = Generator(cfg), Discriminator(cfg)
     x = G(torch.randn(3, 8))
     assert x.shape == (3, 1, size, size)
+    assert x.abs().max() <= 1  # tanh output, the range ImageTransform decodes
     assert D(x).shape == (3,)
     labels = np.zeros(4, dtype=np.int64)
     images = make_images(labels, np.random.default_rng(0), size)
     seen = []
-    gan.train_gan(
+    run(
         images,
         cfg,
-        epochs=1,
-        batch_size=4,
-        lr=2e-4,
-        beta1=0.5,
-        sample_every=1,
-        generator=torch.Generator().manual_seed(0),
-        device=torch.device("cpu"),
+        settings(),
         on_epoch=lambda e, m: seen.append(m),
         on_samples=lambda e, s: seen.append(s.shape),
     )
-    assert set(seen[0]) == {"loss_d", "loss_g", "d_real", "d_fake"}
+    assert set(seen[0]) == {"loss_d", "loss_g", "d_real", "d_fake", "fid_heldout"}
+    assert all(math.isfinite(v) for v in seen[0].values())
     assert seen[1] == (64, 1, size, size)
 
 
+def test_levels():
+    assert levels(28) == (7, 2) and levels(224) == (7, 5)
+    assert levels(64) == (4, 4) and levels(128) == (4, 5)
+    with pytest.raises(ValueError, match="not 4·2\\^k or 7·2\\^k"):
+        levels(50)
+    with pytest.raises(ValueError, match="not 4·2\\^k or 7·2\\^k"):
+        levels(7)  # k must be at least 1
+
+
 def test_variants_differ_where_they_should():
-    dc = gan.Discriminator(gan.GanConfig(28, 8, 4, "dcgan"))
-    sn = gan.Discriminator(gan.GanConfig(28, 8, 4, "sn_hinge"))
+    dc = Discriminator(GanConfig(28, 8, 4, "dcgan"))
+    sn = Discriminator(GanConfig(28, 8, 4, "sn_hinge"))
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in dc.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in sn.modules())
     assert sum(torch.nn.utils.parametrize.is_parametrized(m) for m in sn.modules()) == 3
-    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
-    assert gan.d_loss("sn_hinge", real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
-    assert gan.g_loss("sn_hinge", fake).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="GAN variant 'wgan'"):
-        gan.Discriminator(gan.GanConfig(28, 8, 4, "wgan"))
+        Discriminator(GanConfig(28, 8, 4, "wgan"))
+
+
+def test_losses():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert d_loss("sn_hinge", real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
+    assert g_loss("sn_hinge", fake).item() == pytest.approx(1.0)
+    sp = torch.nn.functional.softplus  # BCE with logits: -log σ(x) = softplus(-x)
+    expected_d = sp(-real).mean() + sp(fake).mean()
+    assert d_loss("dcgan", real, fake).item() == pytest.approx(expected_d.item())
+    assert g_loss("dcgan", fake).item() == pytest.approx(sp(-fake).mean().item())
+
+
+def keeper_networks():
+    cfg = GanConfig(28, 8, 2, "dcgan")
+    return Generator(cfg), Discriminator(cfg)
+
+
+def test_best_keeper_keeps_the_lowest_score_and_copies_the_weights():
+    G, D = keeper_networks()
+    best = BestKeeper()
+    best.offer(5.0, 1, G, D)
+    first = {k: v.clone() for k, v in G.state_dict().items()}
+    with torch.no_grad():
+        next(G.parameters()).add_(1.0)  # a later epoch's weights
+    best.offer(7.0, 2, G, D)
+    assert (best.score, best.epoch) == (5.0, 1)
+    for k, v in best.generator.items():  # a copy, not a view of the live weights
+        assert torch.equal(v, first[k]), k
+    best.offer(3.0, 3, G, D)
+    assert (best.score, best.epoch) == (3.0, 3)
+    assert torch.equal(next(iter(best.generator.values())), next(iter(G.state_dict().values())))
+    assert set(best.discriminator) == set(D.state_dict())
+
+
+def test_best_keeper_never_prefers_nan():
+    G, D = keeper_networks()
+    best = BestKeeper()
+    best.offer(4.0, 1, G, D)
+    best.offer(math.nan, 2, G, D)
+    assert (best.score, best.epoch) == (4.0, 1)
+
+
+def test_best_keeper_keeps_the_first_offer_when_every_score_is_nan():
+    G, D = keeper_networks()
+    best = BestKeeper()
+    best.offer(math.nan, 1, G, D)
+    best.offer(math.nan, 2, G, D)
+    assert best.epoch == 1 and math.isnan(best.score) and best.generator and best.discriminator
+    G.load_state_dict(best.generator)  # a usable checkpoint
+
+
+def test_best_keeper_replaces_a_nan_first_offer_by_a_finite_one():
+    G, D = keeper_networks()
+    best = BestKeeper()
+    best.offer(math.nan, 1, G, D)
+    best.offer(6.0, 2, G, D)
+    assert (best.score, best.epoch) == (6.0, 2)
 
 
 def test_best_scoring_generator_is_kept():
-    cfg = gan.GanConfig(size=28, latent_dim=8, width=2)
+    cfg = GanConfig(size=28, latent_dim=8, width=2, variant="dcgan")
     images = make_images(np.zeros(4, dtype=np.int64), np.random.default_rng(0))
     scores = iter([5.0, 3.0, 4.0, 9.0])  # epochs 2, 4, 6 and the last, 7
     snapshots = {}
 
     def score(G):
+        assert not G.training  # scored in eval mode
         value = next(scores)
         snapshots[value] = {k: v.clone() for k, v in G.state_dict().items()}
         return value
 
     seen = []
-    G, _, kept = gan.train_gan(
+    G, D, kept = run(
         images,
         cfg,
-        epochs=7,
-        batch_size=4,
-        lr=2e-4,
-        beta1=0.5,
-        sample_every=100,
-        generator=torch.Generator().manual_seed(0),
-        device=torch.device("cpu"),
+        settings(epochs=7, sample_every=100, eval_every=2),
         on_epoch=lambda e, m: seen.append((e, m.get("fid_heldout"))),
         score=score,
-        eval_every=2,
     )
     assert kept == 4
     assert [s for s in seen if s[1] is not None] == [(2, 5.0), (4, 3.0), (6, 4.0), (7, 9.0)]
+    assert [e for e, _ in seen] == list(range(1, 8))
     for k, v in G.state_dict().items():
         assert torch.equal(v, snapshots[3.0][k])
+    assert not G.training and not D.training
 
 
-def test_unsupported_size():
-    with pytest.raises(ValueError, match="not 4·2\\^k or 7·2\\^k"):
-        gan.levels(50)
+def test_samples_every_n_epochs_and_at_the_end():
+    cfg = GanConfig(size=28, latent_dim=8, width=2, variant="dcgan")
+    images = make_images(np.zeros(4, dtype=np.int64), np.random.default_rng(0))
+    sampled = []
+    run(
+        images,
+        cfg,
+        settings(epochs=5, sample_every=2, eval_every=10),
+        on_samples=lambda e, x: sampled.append((e, x.shape, float(x.abs().max()))),
+    )
+    assert [(e, shape) for e, shape, _ in sampled] == [(e, (64, 1, 28, 28)) for e in (2, 4, 5)]
+    assert all(m <= 1 for _, _, m in sampled)
 
 
-def test_uint8_map_is_fixed_not_stretched():
-    x = torch.tensor([[-1.0, 0.0], [0.5, 1.0]]).view(1, 1, 2, 2) * 0.1  # low-contrast image
-    out = gan.to_uint8(x)
-    assert out.dtype == np.uint8
-    assert out.tolist() == [[[115, 128], [134, 140]]]  # not stretched to 0..255
-    back = gan.to_uint8(gan.to_unit(np.array([[[0, 255], [7, 128]]], dtype=np.uint8)))
-    assert back.tolist() == [[[0, 255], [7, 128]]]
+def test_training_is_deterministic():
+    cfg = GanConfig(size=28, latent_dim=8, width=2, variant="sn_hinge")
+    images = make_images(np.zeros(8, dtype=np.int64), np.random.default_rng(0))
 
+    def once():
+        torch.manual_seed(0)  # weight init
+        losses = []
+        G, _, _ = run(images, cfg, settings(epochs=2), on_epoch=lambda e, m: losses.append(m))
+        return G, losses
 
-def test_checkpoint_round_trip_and_exact_synthesis(tmp_path):
-    cfg = gan.GanConfig(size=28, latent_dim=8, width=4)
-    G, D = gan.Generator(cfg), gan.Discriminator(cfg)
-    gan.save_checkpoint(tmp_path / "g.pt", G, D, cfg, epoch=3, label=0)
-    G2, meta = gan.load_generator(tmp_path / "g.pt")
-    assert meta["label"] == 0 and meta["epoch"] == 3 and meta["variant"] == "dcgan"
-    imgs = gan.synthesize(G2, 37, batch_size=10, generator=torch.Generator().manual_seed(1))
-    again = gan.synthesize(G2, 37, batch_size=16, generator=torch.Generator().manual_seed(1))
-    assert imgs.shape == (37, 28, 28) and imgs.dtype == np.uint8
-    np.testing.assert_array_equal(imgs, again)
-    assert gan.synthesize(G2, 0, batch_size=8, generator=torch.Generator()).shape == (0, 28, 28)
-
-
-def test_corrupt_checkpoint(tmp_path):
-    (tmp_path / "g.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="not a usable GAN checkpoint"):
-        gan.load_generator(tmp_path / "g.pt")
+    (G1, l1), (G2, l2) = once(), once()
+    assert l1 == l2
+    for k, v in G1.state_dict().items():
+        assert torch.equal(v, G2.state_dict()[k]), k

@@ -1,8 +1,9 @@
-"""Fetching PneumoniaMNIST (official download or a local copy) and splitting it canonically."""
+"""Fetching PneumoniaMNIST: a local copy or the official download, with its provenance."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -10,29 +11,46 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from medmnist import INFO
-
-from pneumogan.io import DataError, read_arrays, validate_split
+from pneumogan.contract import validate_medmnist
+from pneumogan.errors import DataError
 
 log = logging.getLogger(__name__)
 
 FLAG = "pneumoniamnist"
-SPLITS = ("train", "val", "test")
 DATA_DIR_ENV = "PNEUMOGAN_DATA_DIR"
 MEDMNIST_CACHE = Path("~/.medmnist").expanduser()
 
 
 def official(size: int) -> dict:
     """URL, MD5, file name and split sizes of the official file at `size` px (medmnist.INFO)."""
-    info = INFO[FLAG]
+    info = medmnist_info()[FLAG]
     suffix = "" if size == 28 else f"_{size}"
     return {
         "url": info[f"url{suffix}"],
         "md5": info[f"MD5{suffix}"],
-        "filename": f"{FLAG}{suffix}.npz",
+        "filename": filename(size),
         "n_samples": dict(info["n_samples"]),
     }
+
+
+def medmnist_info() -> dict:
+    """medmnist's `INFO` dict, read from its `info.py` alone.
+
+    `import medmnist` loads torch and its dataset classes (about 3 s); `info.py` imports
+    only the standard library, so it is run on its own.
+    """
+    spec = importlib.util.find_spec("medmnist")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the medmnist package is not installed: run uv sync")
+    path = Path(next(iter(spec.submodule_search_locations))) / "info.py"
+    info_spec = importlib.util.spec_from_file_location("_medmnist_info", path)
+    module = importlib.util.module_from_spec(info_spec)
+    info_spec.loader.exec_module(module)
+    return module.INFO
+
+
+def filename(size: int) -> str:
+    return f"{FLAG}{'' if size == 28 else f'_{size}'}.npz"
 
 
 def file_digest(path: Path, algo: str) -> str:
@@ -50,26 +68,6 @@ def candidate_dirs() -> list[Path]:
         dirs.append(Path(os.environ[DATA_DIR_ENV]).expanduser())
     dirs.append(MEDMNIST_CACHE)
     return dirs
-
-
-def validate_medmnist(path: Path, size: int | None) -> dict[str, int]:
-    """Check a MedMNIST-format npz (train/val/test images and labels); return split sizes."""
-    arrays = read_arrays(path)
-    want = {f"{s}_{k}" for s in SPLITS for k in ("images", "labels")}
-    missing = sorted(want - set(arrays))
-    if missing:
-        raise DataError(
-            f"{path}: missing key(s) {missing}; a MedMNIST file has {sorted(want)}. "
-            "Replace it with the official file."
-        )
-    sizes = {}
-    for split in SPLITS:
-        labels = arrays[f"{split}_labels"]
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        validate_split(arrays[f"{split}_images"], labels, f"{path} [{split}]", size=size)
-        sizes[split] = int(labels.shape[0])
-    return sizes
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ def _accept(path: Path, size: int, source: str) -> Provenance:
 
 
 def find_local_copy(size: int) -> Path | None:
-    name = official(size)["filename"]
+    name = filename(size)
     for d in candidate_dirs():
         if (d / name).is_file():
             return d / name
@@ -152,56 +150,3 @@ def fetch(size: int, dest: Path) -> Provenance:
         prov = _accept(path, size, spec["url"])
         os.replace(path, dest)
     return prov
-
-
-def _row_keys(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
-    return [
-        hashlib.sha256(bytes([int(y)]) + img.tobytes()).digest()
-        for img, y in zip(images, labels, strict=True)
-    ]
-
-
-def canonical_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Indices that sort samples by a hash of their content, independent of the file's order."""
-    keys = _row_keys(images, labels)
-    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
-
-
-def cap_per_class(
-    labels: np.ndarray, cap: int | None, rng: np.random.Generator, keep_ratio: bool = False
-) -> np.ndarray:
-    """Indices of a capped subset, drawn with `rng`, kept in input order.
-
-    Without `keep_ratio` every class keeps at most `cap` samples (small caps balance the
-    classes). With it the smallest class keeps at most `cap` and every other class the same
-    multiple of that as in the full data, so the imbalance survives the cap.
-    """
-    if cap is None:
-        return np.arange(labels.shape[0])
-    classes, counts = np.unique(labels, return_counts=True)
-    minority = counts.min()
-    keep = []
-    for cls, n in zip(classes, counts, strict=True):
-        limit = round(min(cap, minority) * n / minority) if keep_ratio else cap
-        idx = np.flatnonzero(labels == cls)
-        keep.append(rng.choice(idx, size=min(limit, n), replace=False))
-    return np.sort(np.concatenate(keep))
-
-
-def split_raw(
-    raw: Path, size: int | None, train_per_class: int | None, seed: int, keep_ratio: bool = False
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Official train/val/test of a MedMNIST file, canonically ordered, train maybe capped."""
-    validate_medmnist(raw, size)
-    arrays = read_arrays(raw)
-    out = {}
-    for split in SPLITS:
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"].reshape(-1)
-        order = canonical_order(images, labels)
-        images, labels = images[order], labels[order].astype(np.int64)
-        if split == "train":
-            rng = np.random.default_rng(seed)
-            keep = cap_per_class(labels, train_per_class, rng, keep_ratio)
-            images, labels = images[keep], labels[keep]
-        out[split] = (images, labels)
-    return out

@@ -1,65 +1,23 @@
-"""The project's one npz format, validated on every read; outputs written whole or not at all."""
+"""The project's one npz format (and MedMNIST's raw one), validated on every read.
+
+`images` uint8 N×H×W (H == W), `labels` int64 N with 0 normal, 1 pneumonia. Arrays are
+written uncompressed with fixed zip metadata, so equal arrays give byte-equal files.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
-import os
-import pickle
-import shutil
-import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-LABELS = {0: "normal", 1: "pneumonia"}
-# A fixed timestamp inside npz archives, so equal arrays give byte-equal files (and DVC hashes).
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+from pneumogan.choices import LABELS
+from pneumogan.errors import DataError
+from pneumogan.files import atomic_path
 
-
-class DataError(ValueError):
-    """An input file is missing, unreadable or breaks the data contract."""
-
-
-# What torch.load and load_state_dict raise on a missing, truncated or foreign checkpoint.
-CHECKPOINT_ERRORS = (
-    OSError,
-    EOFError,
-    RuntimeError,
-    KeyError,
-    TypeError,
-    ValueError,
-    pickle.UnpicklingError,
-)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; outputs are ordinary readable files
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+SPLITS = ("train", "val", "test")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamp inside the archive
 
 
 def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
@@ -83,8 +41,9 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise DataError(
-            f"{path}: not a readable npz ({type(err).__name__}: {err}). The file is truncated or "
-            "corrupt: delete it and rerun the stage that makes it (dvc repro -f <stage>)."
+            f"{path}: not a readable npz ({type(err).__name__}). The file is truncated, "
+            "corrupt or not an npz: replace it (for a pipeline output: delete it and run "
+            "dvc repro)."
         ) from None
 
 
@@ -102,9 +61,7 @@ def validate_split(
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise DataError(f"{where}: images have shape {images.shape}, expected N x H x W, H == W")
     if size is not None and images.shape[1] != size:
-        raise DataError(
-            f"{where}: images are {images.shape[1]} px, expected {size} px (params data.size)"
-        )
+        raise DataError(f"{where}: images are {images.shape[1]} px, expected {size} px")
     if labels.dtype.kind not in "iu":
         raise DataError(f"{where}: labels have dtype {labels.dtype}, expected integers")
     if labels.shape != (images.shape[0],):
@@ -115,9 +72,10 @@ def validate_split(
     if bad.size:
         raise DataError(f"{where}: label values {bad.tolist()} outside {{0, 1}}")
     if need_both_classes and np.unique(labels).size < 2:
+        held = ", ".join(f"{LABELS[int(c)]} ({int(c)})" for c in np.unique(labels)) or "none"
         raise DataError(
-            f"{where}: holds only class {np.unique(labels).tolist()} ({images.shape[0]} images); "
-            "both normal (0) and pneumonia (1) are needed"
+            f"{where}: {images.shape[0]} images of class {held} only; both normal (0) and "
+            "pneumonia (1) are needed"
         )
 
 
@@ -142,17 +100,21 @@ def load_split(
     return images, labels.astype(np.int64)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+def validate_medmnist(path: Path, size: int | None) -> dict[str, int]:
+    """Check a MedMNIST-format npz (train/val/test images and labels); return split sizes."""
+    arrays = read_arrays(path)
+    want = {f"{s}_{k}" for s in SPLITS for k in ("images", "labels")}
+    missing = sorted(want - set(arrays))
+    if missing:
+        raise DataError(
+            f"{path}: missing key(s) {missing}; a MedMNIST file has {sorted(want)}. "
+            "Replace it with the official file."
+        )
+    sizes = {}
+    for split in SPLITS:
+        labels = arrays[f"{split}_labels"]
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        validate_split(arrays[f"{split}_images"], labels, f"{path} [{split}]", size=size)
+        sizes[split] = int(labels.shape[0])
+    return sizes

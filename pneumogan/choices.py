@@ -1,0 +1,11 @@
+"""Every list of named options, in one place: params validate against these, registries use them.
+
+Kept free of heavy imports so that params can be checked before torch loads.
+"""
+
+SIZES = (28, 64, 128, 224)  # MedMNIST's official image sides
+DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
+METHODS = ("gan", "oversample", "none")  # fuse.method: what fills the minority class
+GAN_VARIANTS = ("dcgan", "sn_hinge")  # gan.variant
+ARCHS = ("resnet_small", "resnet18", "resnet34")  # train.arch
+LABELS = {0: "normal", 1: "pneumonia"}  # label value -> class name

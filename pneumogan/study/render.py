@@ -1,0 +1,239 @@
+"""A study's report: markdown tables, figures and the runs table, all from stored experiments.
+
+Every description of a method (ratio, generator, threshold, minority class) is read from the
+experiments' own params and metrics, never typed here, so a study that sets `gan.variant`,
+`fuse.target_ratio` or `evaluate.threshold` is described as it ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pneumogan.choices import METHODS
+from pneumogan.figures import new_figure, save_figure
+from pneumogan.files import write_text
+from pneumogan.study.spec import ALL, Study
+from pneumogan.study.stats import METRICS, PAIRS, cap_order, paired_differences, sort_key, summarise
+
+GAN_NAMES = {"dcgan": "DCGAN", "sn_hinge": "spectral-norm + hinge-loss GAN"}
+
+
+def _fmt(mean: float, sd: float) -> str:
+    return f"{mean:.3f} ± {sd:.3f}" if np.isfinite(sd) else f"{mean:.3f}"
+
+
+def _interval(row) -> str:
+    if not np.isfinite(row["low"]):
+        return f"{row['mean']:+.3f}"
+    return f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+
+
+def _values(runs: pd.DataFrame, column: str, fmt=str) -> str:
+    """The distinct values of a column, as one phrase ('1' or '0.5 or 1')."""
+    return " or ".join(fmt(v) for v in sorted(set(runs[column])))
+
+
+def describe_methods(runs: pd.DataFrame) -> str:
+    """One sentence per method present, from the experiments' params."""
+    minority = _values(runs, "minority")
+    parts = []
+    for method in METHODS:
+        sub = runs[runs["method"] == method]
+        if sub.empty:
+            continue
+        ratio = _values(sub, "target_ratio", lambda v: f"{v:g}")
+        if method == "none":
+            parts.append("`none` trains on the real images only")
+        elif method == "oversample":
+            parts.append(
+                f"`oversample` repeats real {minority} images up to a {minority} : other "
+                f"ratio of {ratio}"
+            )
+        else:
+            gens = _values(sub, "gan_variant", lambda v: GAN_NAMES.get(v, v))
+            parts.append(
+                f"`gan` adds {gens} images of the {minority} class up to a ratio of {ratio}"
+            )
+    return "Methods: " + "; ".join(parts) + "."
+
+
+def method_table(summary: pd.DataFrame, cap, shown: list[str]) -> list[str]:
+    lines = [
+        "| method | n | " + " | ".join(METRICS[k][0] for k in shown) + " |",
+        "|---|---|" + "---|" * len(shown),
+    ]
+    for m in METHODS:
+        if (cap, m) in summary.index:
+            row = summary.loc[(cap, m)]
+            cells = [_fmt(row[(k, "mean")], row[(k, "std")]) for k in shown]
+            lines.append(f"| {m} | {int(row[('auc', 'count')])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _diff_cells(by: pd.DataFrame, shown: list[str]) -> list[str]:
+    return [f"{_interval(by.loc[k])} ({by.loc[k, 'a_better']}/{by.loc[k, 'n']})" for k in shown]
+
+
+def figures(runs: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Per-seed points and means; returns the figure file names."""
+    names = []
+    full = runs[runs["cap"] == ALL]
+    if not full.empty:
+        shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"]
+        fig = new_figure(figsize=(3 * len(shown), 3.2))
+        axes = fig.subplots(1, len(shown))
+        methods = [m for m in METHODS if m in set(full["method"])]
+        for ax, metric in zip(axes, shown, strict=True):
+            for i, m in enumerate(methods):
+                v = full.loc[full["method"] == m, metric].to_numpy()
+                color = f"C{METHODS.index(m)}"
+                ax.scatter(np.full(v.size, i), v, s=14, alpha=0.6, color=color)
+                ax.plot([i - 0.25, i + 0.25], [v.mean()] * 2, color=color, lw=2)
+            ax.set_xticks(range(len(methods)), methods)
+            ax.set_xlim(-0.6, len(methods) - 0.4)
+            ax.set_xlabel("method")
+            ax.set_title(METRICS[metric][0])
+            ax.grid(axis="y", alpha=0.3)
+        fig.suptitle("all real training images: per seed (dots) and mean (bar)")
+        save_figure(fig, out_dir / "methods.png")
+        names.append("methods.png")
+    if runs["cap"].nunique() > 1:
+        shown = ["auc", "balanced_accuracy", "sensitivity", "specificity"]
+        fig = new_figure(figsize=(3.4 * len(shown), 3.2))
+        axes = fig.subplots(1, len(shown))
+        for ax, metric in zip(axes, shown, strict=True):
+            for i, m in enumerate(METHODS):
+                sub = runs[runs["method"] == m]
+                if sub["cap"].nunique() < 2:
+                    continue
+                g = sub.groupby("real_normal")[metric]
+                x = np.array(sorted(g.groups))
+                mean, sd = g.mean().loc[x].to_numpy(), g.std().loc[x].fillna(0).to_numpy()
+                ax.plot(x, mean, marker="o", ms=3, color=f"C{i}", label=m)
+                ax.fill_between(x, mean - sd, mean + sd, color=f"C{i}", alpha=0.15)
+            ax.set_xscale("log")
+            ax.set_xlabel("real normal training images")
+            ax.set_title(METRICS[metric][0])
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        fig.suptitle("low-data regime: mean ± sd over seeds (class ratio kept)")
+        save_figure(fig, out_dir / "low_data.png")
+        names.append("low_data.png")
+    return names
+
+
+def report(study: Study, runs: pd.DataFrame, out: Path, command: str) -> None:
+    """Write `out` (markdown), its figures and a CSV of every run beside it."""
+    assets = out.with_suffix("")
+    assets.mkdir(parents=True, exist_ok=True)
+    runs = runs.sort_values(["seed", "cap", "method"], key=sort_key).reset_index(drop=True)
+    runs.to_csv(assets / "runs.csv", index=False, float_format="%.6g")
+    summary, diffs = summarise(runs), paired_differences(runs)
+    figs = figures(runs, assets)
+    seeds = sorted(set(runs["seed"]))
+    n_test = ", ".join(map(str, sorted(set(runs["test_images"]))))
+    lines = [
+        f"# Study `{study.name}`: does balancing help, and when?",
+        "",
+        f"Generated by `{command}` from {len(runs)} of the study's {len(study.cells())} "
+        f"experiments ({'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))}), "
+        "each run with the pipeline inputs of the current code. Every number below is read "
+        "back from the experiments' own params and `metrics/*.json`; per-run values are in "
+        f"[`{assets.name}/runs.csv`]({assets.name}/runs.csv).",
+        "",
+        f"All figures are on the real test split ({n_test} images), at threshold "
+        f"{_values(runs, 'threshold', lambda v: f'{v:g}')}. {describe_methods(runs)} "
+        "A cap keeps that many real minority training images, and the other class in its "
+        "original ratio to them, drawn with the seed.",
+        "",
+    ]
+    if study.set:
+        lines += [f"Params changed for every experiment: `{' '.join(study.set)}`.", ""]
+    lines += ["## Mean ± sd over seeds", ""]
+    for cap in cap_order(runs["cap"]):
+        title = "all real training images" if cap == ALL else f"cap {cap}"
+        at = runs[runs["cap"] == cap].iloc[0]
+        lines += [
+            f"**{title}** ({at['real_normal']} normal, {at['real_pneumonia']} pneumonia real):",
+            "",
+            *method_table(summary, cap, list(METRICS)),
+            "",
+        ]
+    lines += [
+        "## Differences between methods",
+        "",
+        "Paired by seed (same split, same cap, same test set): mean of a − b with a 95% "
+        "t interval over seeds, and in how many seeds a did better. The interval reflects "
+        "training variability across seeds, not the sampling error of the test set (see "
+        "the bootstrap intervals in `metrics/eval.json` for that). An interval that "
+        "contains 0 means no difference was shown.",
+        "",
+    ]
+    if diffs.empty:
+        lines += ["No pair of methods shares a seed yet.", ""]
+    else:
+        shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "brier"]
+        lines += [
+            "| cap | a − b | n | " + " | ".join(METRICS[k][0] for k in shown) + " |",
+            "|---|---|---|" + "---|" * len(shown),
+        ]
+        for cap in cap_order(diffs["cap"]):
+            for a, b in PAIRS:
+                sub = diffs[(diffs["cap"] == cap) & (diffs["a"] == a) & (diffs["b"] == b)]
+                if not sub.empty:
+                    by = sub.set_index("metric")
+                    cells = _diff_cells(by, shown)
+                    lines.append(
+                        f"| {cap} | {a} − {b} | {by['n'].iloc[0]} | " + " | ".join(cells) + " |"
+                    )
+        lines.append("")
+    if figs:
+        lines += ["## Figures", ""] + [f"![{f}]({assets.name}/{f})" for f in figs] + [""]
+    gan_runs = runs[runs["method"] == "gan"]
+    if not gan_runs.empty:
+        lines += [
+            "## Synthesis quality per cap",
+            "",
+            "From each `gan` experiment's `metrics/gan.json`, mean ± sd over seeds: FID of the "
+            "synthetic images against the real training ones of their class (reference-network "
+            "features), and the share of likely copies (synthetic images nearer to a training "
+            "image than all but a few held-out real images are). With a handful of training "
+            "images a small FID can mean the GAN reproduces them: read it with the copies.",
+            "",
+            "| cap | synthetic images added | FID | likely copies |",
+            "|---|---|---|---|",
+        ]
+        for cap in cap_order(gan_runs["cap"]):
+            g = gan_runs[gan_runs["cap"] == cap]
+            lines.append(
+                f"| {cap} | {int(g['synthetic'].mean())} | "
+                f"{_fmt(g['gan_fid'].mean(), g['gan_fid'].std())} | "
+                f"{g['gan_copies'].mean():.1%} |"
+            )
+        lines.append("")
+    write_text(out, "\n".join(lines))
+
+
+def headline(runs: pd.DataFrame) -> str:
+    """The README's summary of a report: methods on all the data, and gan − none per cap."""
+    runs = runs.sort_values(["seed", "cap", "method"], key=sort_key)
+    summary, diffs = summarise(runs), paired_differences(runs)
+    shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"]
+    table = method_table(summary, ALL, shown)
+    lines = [table[0].replace("| method |", "| all real images |", 1), *table[1:]]
+    gain = diffs[(diffs["a"] == "gan") & (diffs["b"] == "none")] if len(diffs) else diffs
+    if len(gain):
+        lines += [
+            "",
+            "| gan − none, real normal images | n | AUC | balanced accuracy |",
+            "|---|---|---|---|",
+        ]
+        for cap in cap_order(gain["cap"]):
+            by = gain[gain["cap"] == cap].set_index("metric")
+            n_normal = runs.loc[runs["cap"] == cap, "real_normal"].iloc[0]
+            cells = _diff_cells(by, ["auc", "balanced_accuracy"])
+            lines.append(f"| {n_normal} | {by['n'].iloc[0]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

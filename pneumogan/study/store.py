@@ -1,0 +1,149 @@
+"""A study's stored experiments, read through DVC (`dvc exp show --json`), and which are done.
+
+An experiment counts as done for a cell when its pipeline inputs match what the current
+code would run: the same params (params.yaml with the cell's overrides) and the same
+code (every `.py` dependency in dvc.yaml, by hash). Its commit does not matter, so a
+commit that changes only documentation leaves a study complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pneumogan.study.spec import Cell, Study, apply_overrides
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One stored DVC experiment: its name, commit, params, metrics and dependency hashes."""
+
+    name: str
+    rev: str
+    timestamp: str
+    params: dict[str, Any]  # params.yaml as the experiment ran it
+    metrics: dict[str, dict]  # metrics file -> its content
+    deps: dict[str, str]  # dependency path -> hash
+
+
+def dvc(root: Path, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, text=True, capture_output=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(
+            f"dvc {' '.join(args)} failed (exit {out.returncode}):\n{out.stdout}\n{out.stderr}"
+        )
+    return out.stdout
+
+
+def stored(root: Path, prefix: str) -> list[Experiment]:
+    """Every experiment named `prefix`* on HEAD's first-parent history (DVC's own listing)."""
+    listing = json.loads(dvc(root, "exp", "show", "--json", "--num", "-1") or "[]")
+    found = []
+    for baseline in listing:
+        for exp in baseline.get("experiments") or []:
+            name = exp.get("name") or ""
+            rev = (exp.get("revs") or [{}])[0]
+            data = rev.get("data")
+            if not name.startswith(prefix) or rev.get("error") or not data:
+                continue
+            found.append(
+                Experiment(
+                    name=name,
+                    rev=rev["rev"],
+                    timestamp=data.get("timestamp") or "",
+                    params=(data.get("params") or {}).get("params.yaml", {}).get("data", {}),
+                    metrics={k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()},
+                    deps={k: (v or {}).get("hash") for k, v in (data.get("deps") or {}).items()},
+                )
+            )
+    return found
+
+
+def code_hashes(root: Path) -> dict[str, str]:
+    """MD5 of every `.py` dependency that dvc.yaml declares, as the checkout has it now."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    paths = {d for s in stages.values() for d in s.get("deps", []) if d.endswith(".py")}
+    return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in sorted(paths)}
+
+
+def matches(exp: Experiment, params: dict[str, Any], code: dict[str, str]) -> bool:
+    """Did `exp` run with exactly these params and this code?"""
+    ran_code = {p: h for p, h in exp.deps.items() if p.endswith(".py")}
+    return exp.params == params and ran_code == code
+
+
+def done(root: Path, study: Study, cells: list[Cell]) -> dict[Cell, Experiment]:
+    """The newest stored experiment of each cell whose pipeline inputs match the current code."""
+    base = yaml.safe_load((root / "params.yaml").read_text())
+    code = code_hashes(root)
+    by_name: dict[str, list[Experiment]] = {}
+    for exp in stored(root, f"{study.name}-"):
+        by_name.setdefault(exp.name, []).append(exp)
+    out = {}
+    for cell in cells:
+        expected = apply_overrides(base, study.overrides(cell))
+        fits = [e for e in by_name.get(cell.name(study.name), []) if matches(e, expected, code)]
+        if fits:
+            out[cell] = max(fits, key=lambda e: (e.timestamp, e.rev))
+    return out
+
+
+def _get(tree: dict, dotted: str, default: Any = float("nan")) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def runs_table(study: Study, experiments: dict[Cell, Experiment]):
+    """One row per done experiment: its cell, what its params made of it, and its metrics."""
+    import pandas as pd
+
+    from pneumogan.choices import LABELS
+    from pneumogan.study.spec import ALL
+
+    rows = []
+    for cell, exp in experiments.items():
+        m = exp.metrics
+        ev, fuse = m.get("metrics/eval.json", {}), m.get("metrics/fuse.json", {})
+        split = _get(m.get("metrics/split.json", {}), "train", {})
+        gan = m.get("metrics/gan.json", {})
+        rows.append(
+            {
+                "experiment": cell.name(study.name),
+                "method": cell.method,
+                "cap": cell.cap or ALL,
+                "seed": cell.seed,
+                "real_normal": split.get("normal"),
+                "real_pneumonia": split.get("pneumonia"),
+                "minority": LABELS[int(split.get("normal", 0) > split.get("pneumonia", 0))],
+                "synthetic": fuse.get("synthetic"),
+                "oversampled": fuse.get("oversampled"),
+                "target_ratio": _get(exp.params, "fuse.target_ratio"),
+                "gan_variant": _get(exp.params, "gan.variant", ""),
+                "threshold": ev.get("threshold"),
+                "gan_fid": _get(gan, "synthetic.fid"),
+                "gan_copies": _get(gan, "memorisation.share_synthetic"),
+                "test_images": ev.get("n"),
+                "auc": ev.get("auc"),
+                "accuracy": ev.get("accuracy"),
+                "balanced_accuracy": ev.get("balanced_accuracy"),
+                "sensitivity": ev.get("sensitivity"),
+                "specificity": ev.get("specificity"),
+                "f1": ev.get("f1"),
+                "brier": ev.get("brier"),
+                "ece": ev.get("ece"),
+            }
+        )
+    return pd.DataFrame(rows)
