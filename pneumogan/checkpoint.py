@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from pneumogan.errors import DataError
 from pneumogan.files import write_bytes
+
+if TYPE_CHECKING:
+    import torch
 
 META_KEY = "pneumogan"  # the safetensors metadata entry holding the JSON description
 
@@ -23,11 +24,16 @@ def save_checkpoint(
     path: str | Path, kind: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
 ) -> None:
     """Write `tensors` and `meta` (JSON-able; `kind` names what the file holds)."""
+    description = {META_KEY: json.dumps({"kind": kind, **meta}, sort_keys=True)}
+    if not tensors:  # a stand-in: the same file format, without loading torch (seconds)
+        from safetensors.numpy import save as save_arrays
+
+        write_bytes(path, save_arrays({}, metadata=description))
+        return
     from safetensors.torch import save
 
-    description = json.dumps({"kind": kind, **meta}, sort_keys=True)
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    write_bytes(path, save(clean, metadata={META_KEY: description}))
+    write_bytes(path, save(clean, metadata=description))
 
 
 def load_checkpoint(

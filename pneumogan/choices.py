@@ -7,5 +7,6 @@ SIZES = (28, 64, 128, 224)  # MedMNIST's official image sides
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
 METHODS = ("gan", "oversample", "none")  # fuse.method: what fills the minority class
 GAN_VARIANTS = ("dcgan", "sn_hinge")  # gan.variant
+GAN_VARIANT_NAMES = {"dcgan": "DCGAN", "sn_hinge": "spectral-norm D + hinge loss"}  # for people
 ARCHS = ("resnet_small", "resnet18", "resnet34")  # train.arch
 LABELS = {0: "normal", 1: "pneumonia"}  # label value -> class name

@@ -17,11 +17,12 @@ from pathlib import Path
 import mlflow
 import yaml
 
+from pneumogan.choices import GAN_VARIANT_NAMES, GAN_VARIANTS
 from pneumogan.report import replace_block
 from pneumogan.study.store import stored
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"dcgan": "DCGAN (default)", "sn_hinge": "spectral-norm D + hinge loss"}
+VARIANTS = {v: GAN_VARIANT_NAMES[v] for v in GAN_VARIANTS}
 
 
 def dvc(*args: str) -> str:

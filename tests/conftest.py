@@ -131,6 +131,7 @@ def make_repo(tmp_path: Path, raw_dir: Path) -> tuple[Path, dict]:
     dvc = [sys.executable, "-m", "dvc"]
     sh(["git", "init", "-q"], repo, env)
     sh([*dvc, "init", "-q"], repo, env)
+    shutil.copy(ROOT / ".dvc/config", repo / ".dvc/config")  # the project's DVC settings
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "pipeline"], repo, env)
     return repo, env

@@ -205,7 +205,7 @@ def test_method_descriptions_come_from_the_params():
     runs.loc[runs["method"] == "gan", "gan_variant"] = "sn_hinge"
     runs.loc[runs["method"] == "gan", "target_ratio"] = 0.5
     text = describe_methods(runs)
-    assert "`gan` adds spectral-norm + hinge-loss GAN images of the normal class" in text
+    assert "`gan` adds spectral-norm D + hinge loss images of the normal class" in text
     assert "up to a ratio of 0.5" in text and "DCGAN" not in text
 
 

@@ -12,13 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pneumogan.choices import METHODS
+from pneumogan.choices import GAN_VARIANT_NAMES, METHODS
 from pneumogan.figures import new_figure, save_figure
 from pneumogan.files import write_text
 from pneumogan.study.spec import ALL, Study
 from pneumogan.study.stats import METRICS, PAIRS, cap_order, paired_differences, sort_key, summarise
-
-GAN_NAMES = {"dcgan": "DCGAN", "sn_hinge": "spectral-norm + hinge-loss GAN"}
 
 
 def _fmt(mean: float, sd: float) -> str:
@@ -53,7 +51,7 @@ def describe_methods(runs: pd.DataFrame) -> str:
                 f"ratio of {ratio}"
             )
         else:
-            gens = _values(sub, "gan_variant", lambda v: GAN_NAMES.get(v, v))
+            gens = _values(sub, "gan_variant", lambda v: GAN_VARIANT_NAMES.get(v, v))
             parts.append(
                 f"`gan` adds {gens} images of the {minority} class up to a ratio of {ratio}"
             )
