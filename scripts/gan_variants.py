@@ -65,10 +65,12 @@ def table(rows: dict[str, dict], seconds: dict[str, float]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())["gan"]["variant"]
     for variant, m in rows.items():
         s, mem = m["synthetic"], m["memorisation"]
+        label = VARIANTS[variant] + (" (default)" if variant == default else "")
         lines.append(
-            f"| {VARIANTS[variant]} | {s['fid']:.2f} | {s['kid']:.3f} | {s['precision']:.3f} "
+            f"| {label} | {s['fid']:.2f} | {s['kid']:.3f} | {s['precision']:.3f} "
             f"| {s['recall']:.3f} | {s['density']:.3f} | {s['coverage']:.3f} "
             f"| {mem['share_synthetic']:.1%} | {m['class_agreement']['synthetic']:.1%} "
             f"| {m['kept_epoch']} | {seconds[variant]:.0f} s |"
