@@ -259,3 +259,24 @@ def test_gan_stages_without_the_gan_method_write_stand_ins(tmp_path, run_dir):
         from pneumogan.synthesis import load_generator
 
         load_generator(tmp_path / "gan.safetensors")
+
+
+def test_predict_cli_on_pngs_of_test_images_gives_the_evaluated_probabilities(tmp_path, run_dir):
+    """A PNG written from a test image gets the probability evaluate wrote for it."""
+    import csv
+
+    from PIL import Image
+
+    from pneumogan import cli
+
+    images, _ = load_split(run_dir / "data/split/test.npz")
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"test_{i:03d}.png")
+    out = tmp_path / "p.json"
+    model, metrics = run_dir / "models/classifier.safetensors", run_dir / "metrics/eval.json"
+    args = ["predict", str(tmp_path), "--model", str(model), "--metrics", str(metrics)]
+    assert cli.run([*args, "--json", str(out)]) == 0
+    got = [r["p_pneumonia"] for r in json.loads(out.read_text())["predictions"]]
+    with (run_dir / "metrics/eval/predictions.csv").open() as f:
+        evaluated = [float(row["probability"]) for row in csv.DictReader(f)]
+    np.testing.assert_allclose(got, evaluated, atol=1e-5)

@@ -1,0 +1,162 @@
+"""The `pneumogan` command: predictions for chest X-ray images from the trained classifier.
+
+    pneumogan predict IMAGE_OR_FOLDER... [--threshold T|val] [--csv FILE] [--json FILE]
+
+The preprocessing is the checkpoint's own (its image size and pixel map); the threshold is
+the one `evaluate` scored (`metrics/eval.json`) unless given. Unreadable files get one line
+each on stderr and the rest still run; the exit status is 0 when every file was predicted,
+1 when some failed, 2 when nothing could run (no model, no images, a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pneumogan.choices import LABELS
+from pneumogan.errors import DataError
+from pneumogan.files import write_text
+
+DEFAULT_MODEL = Path("models/classifier.safetensors")
+DEFAULT_METRICS = Path("metrics/eval.json")
+
+
+def parse_threshold(text: str) -> float | str:
+    if text == "val":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number in (0, 1] or 'val'") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number in (0, 1] or 'val'")
+    return value
+
+
+def choose_threshold(given: float | str | None, metrics: Path) -> tuple[float, str]:
+    """(threshold, where it came from): the option, or what `evaluate` scored."""
+    if isinstance(given, float):
+        return given, "--threshold"
+    try:
+        scores = json.loads(metrics.read_text())
+        if given == "val":
+            return float(scores["at_val_threshold"]["threshold"]), f"{metrics}: validation-chosen"
+        return float(scores["threshold"]), f"{metrics}: evaluate.threshold"
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(
+            f"{metrics}: no evaluated threshold ({type(err).__name__}: {err}); run the "
+            "pipeline (dvc repro) or pass --threshold"
+        ) from None
+
+
+def predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pneumogan.predict import load_classifier, predict_proba
+    from pneumogan.readers import find_images, fit, read_image
+
+    clf = load_classifier(args.model)
+    threshold, source = choose_threshold(args.threshold, args.metrics)
+    files = find_images(args.paths)
+    if not files:
+        raise DataError(f"no PNG or JPEG images in {', '.join(map(str, args.paths))}")
+    images, ok, failed = [], [], 0
+    for path in files:
+        try:
+            images.append(fit(read_image(path), clf.transform.size))
+            ok.append(path)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+    rows = []
+    if ok:
+        p = predict_proba(clf, np.stack(images), batch_size=args.batch_size)
+        for path, pneumonia in zip(ok, p, strict=True):
+            label = LABELS[int(pneumonia >= threshold)]
+            rows.append(
+                {
+                    "file": str(path),
+                    "p_normal": 1.0 - float(pneumonia),
+                    "p_pneumonia": float(pneumonia),
+                    "label": label,
+                }
+            )
+    print(table(rows, threshold, source))
+    if args.csv:
+        write_text(args.csv, to_csv(rows))
+    if args.json:
+        doc = {"threshold": threshold, "threshold_from": source, "predictions": rows}
+        write_text(args.json, json.dumps(doc, indent=2) + "\n")
+    if failed:
+        print(f"{failed} of {len(files)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def table(rows: list[dict], threshold: float, source: str) -> str:
+    width = max([len(r["file"]) for r in rows] + [4])
+    lines = [
+        f"threshold {threshold:g} ({source})",
+        f"{'file':<{width}}  {'P(normal)':>9}  {'P(pneumonia)':>12}  label",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['file']:<{width}}  {r['p_normal']:>9.6f}  {r['p_pneumonia']:>12.6f}  {r['label']}"
+        )
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["file", "p_normal", "p_pneumonia", "label"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pneumogan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("predict", help="P(normal) and P(pneumonia) for image files or folders")
+    pr.add_argument("paths", nargs="+", type=Path, help="PNG or JPEG files, or folders of them")
+    pr.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
+    pr.add_argument(
+        "--metrics",
+        type=Path,
+        default=DEFAULT_METRICS,
+        help=f"where the evaluated threshold is read ({DEFAULT_METRICS})",
+    )
+    pr.add_argument(
+        "--threshold",
+        type=parse_threshold,
+        default=None,
+        help="P(pneumonia) at or above which an image is called pneumonia; 'val' "
+        "for the validation-chosen one (default: evaluate.threshold, as scored)",
+    )
+    pr.add_argument("--csv", type=Path, help="also write the predictions as CSV")
+    pr.add_argument("--json", type=Path, help="also write the predictions as JSON")
+    pr.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    return p
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return predict(args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()
