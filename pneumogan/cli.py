@@ -2,6 +2,8 @@
 
     pneumogan predict IMAGE_OR_FOLDER... [--threshold T|val] [--csv FILE] [--json FILE]
 
+Images: PNG, JPEG and DICOM (single-frame grayscale).
+
 The preprocessing is the checkpoint's own (its image size and pixel map); the threshold is
 the one `evaluate` scored (`metrics/eval.json`) unless given. Unreadable files get one line
 each on stderr and the rest still run; the exit status is 0 when every file was predicted,
@@ -64,7 +66,7 @@ def predict(args: argparse.Namespace) -> int:
     threshold, source = choose_threshold(args.threshold, args.metrics)
     files = find_images(args.paths)
     if not files:
-        raise DataError(f"no PNG or JPEG images in {', '.join(map(str, args.paths))}")
+        raise DataError(f"no PNG, JPEG or DICOM images in {', '.join(map(str, args.paths))}")
     images, ok, failed = [], [], 0
     for path in files:
         try:
@@ -124,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     pr = sub.add_parser("predict", help="P(normal) and P(pneumonia) for image files or folders")
-    pr.add_argument("paths", nargs="+", type=Path, help="PNG or JPEG files, or folders of them")
+    pr.add_argument(
+        "paths", nargs="+", type=Path, help="PNG, JPEG or DICOM files, or folders of them"
+    )
     pr.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
     pr.add_argument(
         "--metrics",

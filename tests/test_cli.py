@@ -61,7 +61,7 @@ def test_colour_jpeg_becomes_grayscale(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"not an image", "not an image Pillow can read"), (None, "file not found")],
+    [(b"not an image", "not an image this reader knows"), (None, "file not found")],
 )
 def test_bad_files_name_the_file_and_the_reason(tmp_path, content, message):
     path = tmp_path / "bad.png"
@@ -138,7 +138,7 @@ def test_predict_matches_the_predictor_and_reports_bad_files(
 
 def test_nothing_to_run_exits_2(tmp_path, model_file, metrics_file, capsys):
     assert cli.run(["predict", str(tmp_path), "--model", str(model_file)]) == 2
-    assert "no PNG or JPEG images" in capsys.readouterr().err
+    assert "no PNG, JPEG or DICOM images" in capsys.readouterr().err
     Image.fromarray(images(1)[0]).save(tmp_path / "a.png")
     assert cli.run(["predict", str(tmp_path), "--model", str(tmp_path / "nope.safetensors")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
