@@ -1,6 +1,7 @@
 """The `pneumogan` command: predictions for chest X-ray images from the trained classifier.
 
     pneumogan predict IMAGE_OR_FOLDER... [--threshold T|val] [--csv FILE] [--json FILE]
+                      [--cam DIR]
 
 Images: PNG, JPEG and DICOM (single-frame grayscale).
 
@@ -89,6 +90,8 @@ def predict(args: argparse.Namespace) -> int:
                 }
             )
     print(table(rows, threshold, source))
+    if args.cam and ok:
+        write_heatmaps(clf, np.stack(images), ok, args.cam)
     if args.csv:
         write_text(args.csv, to_csv(rows))
     if args.json:
@@ -97,6 +100,25 @@ def predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"{failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def write_heatmaps(clf, images, paths: list[Path], out: Path) -> None:
+    """One Grad-CAM overlay PNG per predicted image, named after it, in `out`."""
+    from PIL import Image
+
+    from pneumogan.explain import gradcam, overlay
+    from pneumogan.files import atomic_path
+
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for i, (path, image, heat) in enumerate(zip(paths, images, gradcam(clf, images), strict=True)):
+        name = f"{path.stem}_cam.png"
+        if name in used:  # the same name in two folders
+            name = f"{path.stem}_{i}_cam.png"
+        used.add(name)
+        with atomic_path(out / name) as tmp:
+            Image.fromarray(overlay(image, heat)).save(tmp, format="PNG")
+    print(f"heatmaps: {len(paths)} in {out}", file=sys.stderr)
 
 
 def table(rows: list[dict], threshold: float, source: str) -> str:
@@ -145,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--csv", type=Path, help="also write the predictions as CSV")
     pr.add_argument("--json", type=Path, help="also write the predictions as JSON")
+    pr.add_argument("--cam", type=Path, metavar="DIR", help="also write Grad-CAM overlays here")
     pr.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     return p
 

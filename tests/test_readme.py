@@ -57,3 +57,22 @@ def test_params_table_defaults_match_params_yaml():
         for kk in (v if isinstance(v, dict) else [None])
     }
     assert seen == flat, f"params missing from README: {flat - seen}"
+
+
+def test_model_card_is_rendered_from_committed_metrics():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("model_card", ROOT / "scripts/model_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    card = (ROOT / "MODEL_CARD.md").read_text()
+    assert card == module.card(), "run: uv run python scripts/model_card.py"
+    assert "Not for diagnosis" in card.replace("**", "")
+
+
+def test_model_card_describes_the_errors_it_finds():
+    from pneumogan.model_card import _kind
+
+    assert "false alarms" in _kind({"fp": 9, "fn": 1})
+    assert "missed pneumonia" in _kind({"fp": 1, "fn": 9})
+    assert "as often" in _kind({"fp": 2, "fn": 2})

@@ -1,0 +1,33 @@
+"""Write MODEL_CARD.md from params.yaml and the committed metrics files.
+
+uv run python scripts/model_card.py
+"""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from pneumogan.model_card import render
+from pneumogan.source import FLAG, medmnist_info
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def card() -> str:
+    def read(name: str) -> dict:
+        return json.loads((ROOT / "metrics" / name).read_text())
+
+    return render(
+        params=yaml.safe_load((ROOT / "params.yaml").read_text()),
+        split=read("split.json"),
+        fuse=read("fuse.json"),
+        train=read("train.json"),
+        scores=read("eval.json"),
+        licence=medmnist_info()[FLAG]["license"],
+    )
+
+
+if __name__ == "__main__":
+    (ROOT / "MODEL_CARD.md").write_text(card())
+    print(card())
