@@ -47,3 +47,37 @@ def overlay(image: np.ndarray, heat: np.ndarray, scale: int = 8, alpha: float = 
     mixed = (1 - alpha) * gray + alpha * colour
     big = np.kron(mixed, np.ones((scale, scale, 1), dtype=np.float32))  # nearest: no blur
     return np.clip(np.round(big * 255), 0, 255).astype(np.uint8)
+
+
+def pick_examples(
+    y: np.ndarray, p: np.ndarray, threshold: float, per_group: int
+) -> dict[str, np.ndarray]:
+    """Indices of the most confident correct and incorrect calls of each true class.
+
+    Groups are named '<true class> <right|wrong>'; within a group the calls furthest from the
+    threshold come first.
+    """
+    from pneumogan.choices import LABELS
+
+    called = (p >= threshold).astype(np.int64)
+    margin = np.abs(p - threshold)
+    groups = {}
+    for label, name in LABELS.items():
+        for verdict, mask in (("right", called == y), ("wrong", called != y)):
+            idx = np.flatnonzero((y == label) & mask)
+            groups[f"{name} {verdict}"] = idx[np.argsort(-margin[idx], kind="stable")][:per_group]
+    return groups
+
+
+def explain_examples(
+    clf: Classifier, images: np.ndarray, labels: np.ndarray, threshold: float, per_group: int
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """(P(pneumonia) of every image, the picked groups, an overlay per picked image)."""
+    from pneumogan.predict import predict_proba
+
+    p = predict_proba(clf, images, batch_size=256)
+    groups = pick_examples(labels, p, threshold, per_group)
+    chosen = np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups.values()]))
+    maps = gradcam(clf, images[chosen]) if chosen.size else np.zeros((0, *images.shape[1:]))
+    overlays = {int(i): overlay(images[i], m, scale=4) for i, m in zip(chosen, maps, strict=True)}
+    return p, groups, overlays

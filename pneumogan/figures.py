@@ -73,6 +73,35 @@ def reliability_figure(path: Path, table: pd.DataFrame, ece: float) -> None:
     save_figure(fig, path)
 
 
+def explanation_grid(
+    path: Path,
+    groups: dict[str, np.ndarray],
+    overlays: dict[int, np.ndarray],
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+) -> None:
+    """One row per group of test images (true class, right or wrong), each under its map."""
+    cols = max([len(idx) for idx in groups.values()] + [1])
+    fig = new_figure(figsize=(cols * 1.6, len(groups) * 1.85))
+    axes = fig.subplots(len(groups), cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, (name, idx) in zip(axes, groups.items(), strict=True):
+        row[0].text(-0.15, 0.5, name, transform=row[0].transAxes, ha="right", va="center")
+        if len(idx) == 0:
+            row[0].text(0.5, 0.5, "none", transform=row[0].transAxes, ha="center", fontsize=8)
+        for ax, i in zip(row, idx, strict=False):
+            ax.imshow(overlays[int(i)])
+            ax.set_title(f"P={p[i]:.2f}", fontsize=7)
+    fig.suptitle(
+        f"Grad-CAM of P(pneumonia) on test images, most confident first "
+        f"(called pneumonia at P >= {threshold:g})",
+        fontsize=9,
+    )
+    save_figure(fig, path)
+
+
 def error_grid(
     path: Path, images: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float, limit: int
 ) -> None:

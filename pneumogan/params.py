@@ -111,6 +111,11 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ExplainParams:
+    per_group: int = field(metadata=_rng(1, 32))
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = field(metadata=_rng(0))
     mixup: float = field(metadata=_rng(0.0))
@@ -123,6 +128,7 @@ class Params:
     fuse: FuseParams
     train: TrainParams
     evaluate: EvaluateParams
+    explain: ExplainParams
 
 
 def _check_type(value: Any, tp: Any, where: str) -> Any:
@@ -226,6 +232,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "fuse": ("seed", "fuse"),
     "train": ("seed", "mixup", "train"),
     "evaluate": ("seed", "evaluate"),
+    "explain": ("explain", "evaluate.threshold"),
 }
 # Stages whose work only `fuse.method: gan` uses; for other methods their slice says so and
 # nothing else, so they run once (in seconds, writing placeholders) and then stay cached.

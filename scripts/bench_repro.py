@@ -5,12 +5,15 @@
 
 A stage's seconds run from DVC's "Running stage" line to the next stage's (or to the end),
 so they include the process start, the imports, the work and DVC hashing and saving it.
+The CPU time of all processes is printed too: wall-clock seconds move with the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -42,6 +45,13 @@ def main() -> None:
     for (name, t0), t1 in zip(marks, ends, strict=True):
         print(f"{name:<14} {t1 - t0:>8.1f}")
     print(f"{'total':<14} {total:>8.1f}  ({total / 60:.1f} min)")
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = used.ru_utime + used.ru_stime
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU time of all processes: {cpu:.1f} s (user {used.ru_utime:.1f} s), "
+        f"{cpu / total / cores:.0%} of {cores} cores over the run"
+    )
 
 
 if __name__ == "__main__":

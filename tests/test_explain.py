@@ -77,3 +77,16 @@ def test_predict_cam_writes_one_overlay_per_image(tmp_path, clf, capsys):
     names = sorted(p.name for p in (tmp_path / "cams").iterdir())
     assert names == ["a_1_cam.png", "a_cam.png"]
     assert Image.open(tmp_path / "cams" / names[0]).size == (224, 224)
+
+
+def test_pick_examples_groups_right_and_wrong_calls_most_confident_first():
+    from pneumogan.explain import pick_examples
+
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.4, 0.9, 0.95, 0.6, 0.2])
+    g = pick_examples(y, p, 0.5, per_group=5)
+    assert g["normal right"].tolist() == [0, 1]  # 0.1 is further from 0.5 than 0.4
+    assert g["normal wrong"].tolist() == [2]
+    assert g["pneumonia right"].tolist() == [3, 4]
+    assert g["pneumonia wrong"].tolist() == [5]
+    assert [len(v) for v in pick_examples(y, p, 0.5, per_group=1).values()] == [1, 1, 1, 1]

@@ -24,6 +24,7 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
         "fuse",
         "train",
         "evaluate",
+        "explain",
     ]
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "results"], repo, env)

@@ -146,6 +146,13 @@ def test_train_and_evaluate_outputs(run_dir):
     assert 0 <= scores["ece"] <= 1
 
 
+def test_explain_draws_the_gradcam_grid(run_dir):
+    from PIL import Image
+
+    image = Image.open(run_dir / "metrics/explain/gradcam.png")
+    assert image.size[0] > 200 and image.size[1] > 200
+
+
 def test_mlflow_has_one_run_per_stage_with_params_metrics_artifacts(run_dir):
     runs = mlflow.search_runs(experiment_names=["pneumogan"], output_format="list")
     by_stage = {r.data.tags["stage"]: r for r in runs}
