@@ -30,7 +30,7 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
     sh(["git", "commit", "-qm", "results"], repo, env)
 
     exp = sh([*dvc, "exp", "run", "-S", "mixup=0.3"], repo, env)
-    assert ran(exp) == ["check_params", "train", "evaluate"]
+    assert ran(exp) == ["check_params", "train", "evaluate", "explain"]
     diff = json.loads(sh([*dvc, "metrics", "diff", "--json"], repo, env))
     changed = diff.get("metrics/eval.json", {})
     assert changed, f"no test metric changed: {diff}"
