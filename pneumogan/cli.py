@@ -1,12 +1,15 @@
 """The `pneumogan` command: predictions for chest X-ray images from the trained classifier.
 
     pneumogan predict IMAGE_OR_FOLDER... [--threshold T|val] [--csv FILE] [--json FILE]
-                      [--cam DIR]
+                      [--cam DIR] [--onnx]
+    pneumogan app [--port P]
 
 Images: PNG, JPEG and DICOM (single-frame grayscale).
 
 The preprocessing is the checkpoint's own (its image size and pixel map); the threshold is
-the one `evaluate` scored (`metrics/eval.json`) unless given. Unreadable files get one line
+the one `evaluate` scored (`metrics/eval.json`) unless given. `--onnx` runs the exported
+graph (`models/classifier.onnx`, from the `export` stage) with onnxruntime; torch is not
+imported. Unreadable files get one line
 each on stderr and the rest still run; the exit status is 0 when every file was predicted,
 1 when some failed, 2 when nothing could run (no model, no images, a bad option).
 """
@@ -26,6 +29,7 @@ from pneumogan.errors import DataError
 from pneumogan.files import write_text
 
 DEFAULT_MODEL = Path("models/classifier.safetensors")
+DEFAULT_ONNX = Path("models/classifier.onnx")
 DEFAULT_METRICS = Path("metrics/eval.json")
 
 
@@ -57,13 +61,29 @@ def choose_threshold(given: float | str | None, metrics: Path) -> tuple[float, s
         ) from None
 
 
+def load_predictor(args: argparse.Namespace):
+    """(image size, images -> P(pneumonia)) from the checkpoint, or from the ONNX graph."""
+    if args.onnx:
+        from pneumogan.onnx_model import load_onnx
+
+        graph = load_onnx(args.model or DEFAULT_ONNX)
+        return graph.size, graph.predict_proba
+    from pneumogan.predict import load_classifier, predict_proba
+
+    clf = load_classifier(args.model or DEFAULT_MODEL)
+    return clf.transform.size, lambda images, batch_size: predict_proba(
+        clf, images, batch_size=batch_size
+    )
+
+
 def predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from pneumogan.predict import load_classifier, predict_proba
     from pneumogan.readers import find_images, fit, read_image
 
-    clf = load_classifier(args.model)
+    if args.onnx and args.cam:
+        raise DataError("--cam needs the torch checkpoint (Grad-CAM); drop --onnx")
+    size, predict_proba = load_predictor(args)
     threshold, source = choose_threshold(args.threshold, args.metrics)
     files = find_images(args.paths)
     if not files:
@@ -71,14 +91,14 @@ def predict(args: argparse.Namespace) -> int:
     images, ok, failed = [], [], 0
     for path in files:
         try:
-            images.append(fit(read_image(path), clf.transform.size))
+            images.append(fit(read_image(path), size))
             ok.append(path)
         except DataError as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1
     rows = []
     if ok:
-        p = predict_proba(clf, np.stack(images), batch_size=args.batch_size)
+        p = predict_proba(np.stack(images), batch_size=args.batch_size)
         for path, pneumonia in zip(ok, p, strict=True):
             label = LABELS[int(pneumonia >= threshold)]
             rows.append(
@@ -91,7 +111,9 @@ def predict(args: argparse.Namespace) -> int:
             )
     print(table(rows, threshold, source))
     if args.cam and ok:
-        write_heatmaps(clf, np.stack(images), ok, args.cam)
+        from pneumogan.predict import load_classifier
+
+        write_heatmaps(load_classifier(args.model or DEFAULT_MODEL), np.stack(images), ok, args.cam)
     if args.csv:
         write_text(args.csv, to_csv(rows))
     if args.json:
@@ -151,7 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "paths", nargs="+", type=Path, help="PNG, JPEG or DICOM files, or folders of them"
     )
-    pr.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
+    pr.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=f"classifier checkpoint ({DEFAULT_MODEL}), or ONNX graph with --onnx ({DEFAULT_ONNX})",
+    )
+    pr.add_argument(
+        "--onnx",
+        action="store_true",
+        help="run the exported ONNX graph with onnxruntime instead of torch (no --cam)",
+    )
     pr.add_argument(
         "--metrics",
         type=Path,
@@ -169,12 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", type=Path, help="also write the predictions as JSON")
     pr.add_argument("--cam", type=Path, metavar="DIR", help="also write Grad-CAM overlays here")
     pr.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    ap = sub.add_parser("app", help="the web app, on http://127.0.0.1:PORT only")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
+    ap.add_argument(
+        "--metrics",
+        type=Path,
+        default=DEFAULT_METRICS,
+        help=f"threshold and test metrics shown in the app ({DEFAULT_METRICS})",
+    )
+    ap.add_argument("--port", type=int, default=8501, help="(8501)")
     return p
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "app":
+            from pneumogan.webapp import launch
+
+            return launch(args.model, args.metrics, args.port)
         return predict(args)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)

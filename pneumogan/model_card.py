@@ -32,9 +32,10 @@ def render(
     fuse: dict,
     train: dict,
     scores: dict,
+    export: dict,
     licence: str,
 ) -> str:
-    """MODEL_CARD.md from params.yaml and metrics/{split,fuse,train,eval}.json."""
+    """MODEL_CARD.md from params.yaml and metrics/{split,fuse,train,eval,export}.json."""
     tp, chosen = params["train"], scores["at_val_threshold"]
     method = params["fuse"]["method"]
     added = {
@@ -58,6 +59,8 @@ def render(
         ),
     ]
     level = params["evaluate"]["ci_level"]
+    name = params["evaluate"]["register_as"]
+    registered = f"the MLflow model `{name}`" if name else "an MLflow model (not registered)"
     lines = [
         "# Model card: pneumogan classifier",
         "",
@@ -77,6 +80,10 @@ def render(
         f"- Trained {train['epochs_run']} epochs (kept epoch {train['best_epoch']}, validation "
         f"AUC {train['best_val_auc']:.4f}) with mixup α = {params['mixup']:g}, random shifts "
         f"up to {tp['max_shift']:g} of the side and rotations up to {tp['max_rotate']:g}°.",
+        "- Also as ONNX (`models/classifier.onnx`, uint8 pixels in, P(pneumonia) out) and as "
+        f"{registered}; on the {export['n']} test images "
+        f"the ONNX graph differs from the checkpoint by at most {export['max_abs_diff']:.1e} in "
+        f"P(pneumonia) and changes {export['label_flips']} labels.",
         "",
         "## Data",
         "",

@@ -102,6 +102,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
+    register_as: str | None = field(metadata={"pattern": NAME})
     batch_size: int = _pos()
     threshold: float = field(metadata=_rng(0.0, 1.0, lo_open=True))
     bootstrap_resamples: int = field(metadata=_rng(100))
@@ -113,6 +114,12 @@ class EvaluateParams:
 @dataclass(frozen=True)
 class ExplainParams:
     per_group: int = field(metadata=_rng(1, 32))
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    opset: int = field(metadata=_rng(18, 23))
+    max_abs_diff: float = field(metadata=_rng(0.0, 1.0, lo_open=True))
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Params:
     train: TrainParams
     evaluate: EvaluateParams
     explain: ExplainParams
+    export: ExportParams
 
 
 def _check_type(value: Any, tp: Any, where: str) -> Any:
@@ -233,7 +241,11 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train": ("seed", "mixup", "train"),
     "evaluate": ("seed", "evaluate"),
     "explain": ("explain", "evaluate.threshold"),
+    "export": ("export", "evaluate.batch_size", "evaluate.threshold"),
 }
+# What a stage logs beside its own params and never reads: the params that made its inputs
+# (the evaluated model's), so its MLflow run says what produced the model it logs.
+PROVENANCE: dict[str, tuple[str, ...]] = {"evaluate": ("mixup", "fuse", "train", "gan")}
 # Stages whose work only `fuse.method: gan` uses; for other methods their slice says so and
 # nothing else, so they run once (in seconds, writing placeholders) and then stay cached.
 GAN_STAGES = ("reference", "train_gan", "synthesize")
@@ -254,6 +266,9 @@ def stage_slice(params: Params, stage: str) -> dict[str, Any]:
             out.setdefault(head, {})[sub] = getattr(getattr(params, head), sub)
         else:
             out[head] = _value(getattr(params, head))
+    made_by = [k for k in PROVENANCE.get(stage, ()) if k != "gan" or params.fuse.method == "gan"]
+    if made_by:
+        out["provenance"] = {k: _value(getattr(params, k)) for k in made_by}
     return out
 
 
@@ -266,8 +281,12 @@ class StageParams:
         self.raw = raw  # the slice as written, for logging
 
     def flat(self) -> dict[str, Any]:
-        """The slice's params as {'train.lr': 0.003, ...} (without `enabled`), for MLflow."""
-        return flatten({k: v for k, v in self.raw.items() if k != "enabled"})
+        """The slice's params as {'train.lr': 0.003, ...} (without `enabled`), for MLflow.
+
+        The provenance params are logged under their own names (`mixup`, `train.lr`).
+        """
+        own = {k: v for k, v in self.raw.items() if k not in ("enabled", "provenance")}
+        return {**flatten(self.raw.get("provenance", {})), **flatten(own)}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

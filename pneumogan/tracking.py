@@ -1,4 +1,11 @@
-"""MLflow: one run per stage execution, in a SQLite store at the repo root by default."""
+"""MLflow: one run per stage execution, in a SQLite store at the repo root by default.
+
+Under DVC the stage runs of one `dvc repro` or `dvc exp run` are nested in one parent run
+(tagged `stage: pipeline`), which carries every param of params.yaml and ends with the last
+stage that ran: FINISHED, or FAILED when a stage failed. The parent is found again by an id
+of the invocation, the experiment name with the PID and start time of the dvc process that
+runs the stages.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 EXPERIMENT = "pneumogan"
+INVOCATION_TAG = "pneumogan.invocation"
+PIPELINE = "pipeline"  # `stage` tag of the parent runs
+SHELLS = {"sh", "bash", "dash", "zsh", "fish", "ksh"}  # what DVC may run a stage's cmd in
 
 
 def repo_root() -> Path:
@@ -80,6 +90,60 @@ def experiment_name(study: str | None) -> str:
     return EXPERIMENT if study is None else f"{EXPERIMENT}-study-{study}"
 
 
+def invocation() -> str | None:
+    """An id of the dvc command running this stage, or None outside DVC.
+
+    DVC sets DVC_STAGE for a stage's command and runs it through a shell; the first ancestor
+    that is not a shell is the dvc process, the same one for every stage it runs.
+    """
+    if not os.environ.get("DVC_STAGE"):
+        return None
+    import psutil
+
+    try:
+        proc = psutil.Process().parent()
+        while proc is not None and proc.name() in SHELLS:
+            proc = proc.parent()
+        if proc is None:
+            return None
+        started = proc.create_time()
+    except psutil.Error:
+        return None
+    return f"{os.environ.get('DVC_EXP_NAME', 'workspace')}:{proc.pid}:{started:.3f}"
+
+
+def pipeline_params(params_file: str | Path = "params.yaml") -> dict[str, Any]:
+    """Every param of the run, flattened, for the parent run (a missing file gives none)."""
+    import yaml
+
+    from pneumogan.params import flatten
+
+    try:
+        raw = yaml.safe_load(Path(params_file).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return flatten(raw) if isinstance(raw, dict) else {}
+
+
+def parent_run(client: Any, experiment_id: str, key: str, tags: Mapping[str, str]) -> str:
+    """The id of this invocation's parent run, created (with every param) by its first stage."""
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{INVOCATION_TAG}` = '{key}'", max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    from mlflow.entities import Param
+
+    name = os.environ.get("DVC_EXP_NAME") or "dvc repro"
+    run = client.create_run(
+        experiment_id, run_name=name, tags={**tags, "stage": PIPELINE, INVOCATION_TAG: key}
+    )
+    params = [Param(k, str(v)) for k, v in pipeline_params().items()]
+    for i in range(0, len(params), 100):  # MLflow's batch limit
+        client.log_batch(run.info.run_id, params=params[i : i + 100])
+    return run.info.run_id
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
     """Open an MLflow run tagged with stage, DVC experiment and commit, with `params` logged.
@@ -110,6 +174,18 @@ def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
     }
     if study is not None:
         tags["study"] = study
-    with mlflow.start_run(run_name=stage, tags=tags):
-        mlflow.log_params(dict(params))
-        yield StageRun(mlflow)
+    client = mlflow.MlflowClient()
+    key = invocation()
+    parent = None
+    if key is not None:
+        experiment_id = mlflow.get_experiment_by_name(name).experiment_id
+        parent = parent_run(client, experiment_id, key, tags)
+    status = "FAILED"
+    try:
+        with mlflow.start_run(run_name=stage, tags=tags, parent_run_id=parent):
+            mlflow.log_params(dict(params))
+            yield StageRun(mlflow)
+        status = "FINISHED"
+    finally:
+        if parent is not None:  # the parent ends with its latest stage
+            client.set_terminated(parent, status=status)

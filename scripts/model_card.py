@@ -24,6 +24,7 @@ def card() -> str:
         fuse=read("fuse.json"),
         train=read("train.json"),
         scores=read("eval.json"),
+        export=read("export.json"),
         licence=medmnist_info()[FLAG]["license"],
     )
 

@@ -18,7 +18,7 @@ log = logging.getLogger("pneumogan.evaluate")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan import figures, metrics, seeds, tracking
+    from pneumogan import figures, metrics, seeds, serving, tracking
     from pneumogan.contract import load_split
     from pneumogan.files import write_json, write_table
     from pneumogan.params import flatten
@@ -54,7 +54,10 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         run.log_metrics(flatten(scores))
         run.log_artifact(out, "plots")
         run.log_artifact(args.metrics)
+        model = serving.log_classifier(args.model, images[:2], ep.register_as)
         log.info(metrics.summary_line(scores, ep.ci_level))
+        if ep.register_as:
+            log.info("MLflow model %s, version %s", ep.register_as, model.registered_model_version)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

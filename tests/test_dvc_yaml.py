@@ -42,12 +42,18 @@ def test_package_inits_are_empty():
         assert init.read_text().strip() == "", init
 
 
+# Modules that hand a file to MLflow to run (models from code): that file is code too.
+HANDED_OVER = {"pneumogan/serving.py": "pneumogan/serving_entry.py"}
+
+
 def test_stage_code_deps_match_imports():
     for name, stage in STAGES.items():
         script = f"stages/{name}.py"
         assert f"python -m stages.{name} " in stage["cmd"]
         code_deps = {d for d in stage["deps"] if d.endswith(".py")}
-        assert code_deps == {script} | module_closure(ROOT / script), name
+        closure = module_closure(ROOT / script)
+        closure |= {HANDED_OVER[m] for m in closure if m in HANDED_OVER}
+        assert code_deps == {script} | closure, name
 
 
 def test_training_stages_do_not_import_figures():

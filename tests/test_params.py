@@ -203,6 +203,21 @@ def slice_bytes(tmp_path, params: Params) -> dict[str, bytes]:
     return out
 
 
+def changed(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
+    """Stages whose slices differ in what they read (provenance aside), and in provenance."""
+    own = [s for s in STAGE_PARAMS if _own(a[s]) != _own(b[s])]
+    made_by = [s for s in STAGE_PARAMS if _made_by(a[s]) != _made_by(b[s])]
+    return own + [f"{s} (provenance)" for s in made_by]
+
+
+def _own(raw: bytes) -> dict:
+    return {k: v for k, v in json.loads(raw).items() if k != "provenance"}
+
+
+def _made_by(raw: bytes) -> dict:
+    return json.loads(raw).get("provenance", {})
+
+
 def test_every_knob_is_read_by_some_stage():
     heads = {key.partition(".")[0] for keys in STAGE_PARAMS.values() for key in keys}
     fields = {f.name for f in dataclasses.fields(Params)}
@@ -226,7 +241,7 @@ def test_gan_stages_are_disabled_unless_the_method_is_gan(tmp_path, method):
 def test_none_and_oversample_differ_only_in_the_fuse_slice(tmp_path):
     none = slice_bytes(tmp_path, params_with(tmp_path, fuse={"method": "none"}))
     over = slice_bytes(tmp_path, params_with(tmp_path, fuse={"method": "oversample"}))
-    assert [s for s in STAGE_PARAMS if none[s] != over[s]] == ["fuse"]
+    assert changed(none, over) == ["fuse", "evaluate (provenance)"]
     for stage in GAN_STAGES:
         assert none[stage] == b'{\n  "enabled": false\n}\n'
 
@@ -234,17 +249,29 @@ def test_none_and_oversample_differ_only_in_the_fuse_slice(tmp_path):
 def test_a_mixup_change_alters_only_the_train_slice(tmp_path):
     a = slice_bytes(tmp_path, params_with(tmp_path, mixup=0.2))
     b = slice_bytes(tmp_path, params_with(tmp_path, mixup=0.4))
-    assert [s for s in STAGE_PARAMS if a[s] != b[s]] == ["train"]
+    assert changed(a, b) == ["train", "evaluate (provenance)"]
 
 
 def test_a_gan_change_alters_only_the_train_gan_slice_and_none_without_gan(tmp_path):
     a = slice_bytes(tmp_path, params_with(tmp_path, gan={"lr": 1e-4}))
     b = slice_bytes(tmp_path, params_with(tmp_path, gan={"lr": 2e-4}))
-    assert [s for s in STAGE_PARAMS if a[s] != b[s]] == ["train_gan"]
+    assert changed(a, b) == ["train_gan", "evaluate (provenance)"]
     off = {"method": "oversample"}
     a = slice_bytes(tmp_path, params_with(tmp_path, fuse=off, gan={"lr": 1e-4}))
     b = slice_bytes(tmp_path, params_with(tmp_path, fuse=off, gan={"lr": 2e-4}))
     assert a == b  # a GAN knob reruns nothing when no stage uses the GAN
+
+
+def test_evaluate_logs_the_params_that_made_its_model(tmp_path):
+    with_gan = stage_slice(params_with(tmp_path, fuse={"method": "gan"}), "evaluate")
+    assert set(with_gan["provenance"]) == {"mixup", "fuse", "train", "gan"}
+    without = stage_slice(params_with(tmp_path, fuse={"method": "none"}), "evaluate")
+    assert set(without["provenance"]) == {"mixup", "fuse", "train"}  # no GAN made it
+    path = tmp_path / "evaluate.json"
+    write_json(path, with_gan)
+    flat = load_slice(path, "evaluate").flat()
+    assert flat["mixup"] == 0.2 and flat["fuse.method"] == "gan" and "train.lr" in flat
+    assert flat["evaluate.threshold"] == 0.5 and "provenance.mixup" not in flat
 
 
 def test_load_slice_round_trips(tmp_path):

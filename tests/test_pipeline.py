@@ -25,12 +25,13 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
         "train",
         "evaluate",
         "explain",
+        "export",
     ]
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "results"], repo, env)
 
     exp = sh([*dvc, "exp", "run", "-S", "mixup=0.3"], repo, env)
-    assert ran(exp) == ["check_params", "train", "evaluate", "explain"]
+    assert ran(exp) == ["check_params", "train", "evaluate", "explain", "export"]
     diff = json.loads(sh([*dvc, "metrics", "diff", "--json"], repo, env))
     changed = diff.get("metrics/eval.json", {})
     assert changed, f"no test metric changed: {diff}"
@@ -42,10 +43,31 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("pneumogan").experiment_id])
+    every = client.search_runs([client.get_experiment_by_name("pneumogan").experiment_id])
+    runs = [r for r in every if r.data.tags["stage"] != "pipeline"]
     stages = sorted(r.data.tags["stage"] for r in runs)
     logged = [s for s in (*ran(first), *ran(exp)) if s != "check_params"]  # validates only
     assert stages == sorted(logged)
     assert {r.data.tags["dvc_experiment"] for r in runs if r.data.tags["stage"] == "train"} >= {
         "workspace"
     }
+    # One parent run per dvc command, every stage run nested in it; the parent holds all params.
+    parents = {r.info.run_id: r for r in every if r.data.tags["stage"] == "pipeline"}
+    assert len(parents) == 2
+    children: dict[str, list[str]] = {}
+    for r in runs:
+        children.setdefault(r.data.tags["mlflow.parentRunId"], []).append(r.data.tags["stage"])
+    assert set(children) == set(parents)
+    by_mixup = {parents[k].data.params["mixup"]: sorted(v) for k, v in children.items()}
+    assert by_mixup == {"0.2": sorted(ran(first)[1:]), "0.3": sorted(ran(exp)[1:])}
+    assert {p.info.status for p in parents.values()} == {"FINISHED"}
+    assert all(p.data.params["train.epochs"] == "2" for p in parents.values())
+    # The evaluate run carries the params that made its model, and logs it as an MLflow model.
+    evaluated = [r for r in runs if r.data.tags["stage"] == "evaluate"]
+    for r in evaluated:
+        assert {"mixup", "fuse.method", "train.lr", "gan.epochs", "evaluate.threshold"} <= set(
+            r.data.params
+        )
+    versions = client.search_model_versions("name = 'pneumogan-classifier'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert {v.run_id for v in versions} == {r.info.run_id for r in evaluated}

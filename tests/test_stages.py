@@ -287,3 +287,54 @@ def test_predict_cli_on_pngs_of_test_images_gives_the_evaluated_probabilities(tm
     with (run_dir / "metrics/eval/predictions.csv").open() as f:
         evaluated = [float(row["probability"]) for row in csv.DictReader(f)]
     np.testing.assert_allclose(got, evaluated, atol=1e-5)
+
+
+def test_export_writes_an_onnx_graph_that_agrees_with_the_checkpoint(run_dir):
+    from pneumogan.onnx_model import load_onnx
+
+    scores = json.loads((run_dir / "metrics/export.json").read_text())
+    assert scores["n"] == 16 and scores["label_flips"] == 0
+    assert 0 <= scores["max_abs_diff"] <= 1e-5
+    graph = load_onnx(run_dir / "models/classifier.onnx")
+    assert graph.size == 28 and graph.meta["transform"]["low"] == -1.0
+
+
+def test_export_over_the_parity_limit_fails_and_writes_nothing(tmp_path, run_dir, monkeypatch):
+    from pneumogan import onnx_model
+    from stages import export
+
+    real = onnx_model.OnnxClassifier.predict_proba
+
+    def off_by_a_bit(self, images, *, batch_size):
+        return real(self, images, batch_size=batch_size) + 1e-3
+
+    monkeypatch.setattr(onnx_model.OnnxClassifier, "predict_proba", off_by_a_bit)
+    out, metrics = tmp_path / "models/classifier.onnx", tmp_path / "export.json"
+    argv = stage_args(run_dir, "export", out=out, metrics=metrics)
+    with pytest.raises(DataError, match=r"over export\.max_abs_diff"):
+        export.main(argv)
+    assert not out.exists() and not metrics.exists()
+    assert list((tmp_path / "models").iterdir()) == []  # no temporary left behind
+
+
+def test_predict_onnx_gives_the_checkpoints_probabilities(tmp_path, run_dir):
+    from PIL import Image
+
+    from pneumogan import cli
+
+    images, _ = load_split(run_dir / "data/split/test.npz")
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"test_{i:03d}.png")
+    metrics = str(run_dir / "metrics/eval.json")
+    got = {}
+    for name, model, extra in (
+        ("torch", "models/classifier.safetensors", []),
+        ("onnx", "models/classifier.onnx", ["--onnx"]),
+    ):
+        out = tmp_path / f"{name}.json"
+        argv = ["predict", str(tmp_path), "--model", str(run_dir / model), "--metrics", metrics]
+        assert cli.run([*argv, *extra, "--json", str(out)]) == 0
+        got[name] = [r["p_pneumonia"] for r in json.loads(out.read_text())["predictions"]]
+    limit = load_params(run_dir / "params.yaml").export.max_abs_diff
+    np.testing.assert_allclose(got["onnx"], got["torch"], rtol=0, atol=limit)
+    assert len(got["onnx"]) == 16

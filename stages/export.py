@@ -1,0 +1,75 @@
+"""Stage export: the classifier as ONNX, checked against the checkpoint on the whole test split.
+
+The largest |difference| in P(pneumonia) between onnxruntime and torch is the stage's metric;
+above `export.max_abs_diff` the stage fails and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from pneumogan import stage
+from pneumogan.errors import DataError
+from pneumogan.params import StageParams, load_slice
+
+log = logging.getLogger("pneumogan.export")
+
+
+def run(args: argparse.Namespace, cfg: StageParams) -> None:
+    import tempfile
+
+    from pneumogan import tracking
+    from pneumogan.contract import load_split
+    from pneumogan.export import export_onnx, parity
+    from pneumogan.files import write_json
+    from pneumogan.onnx_model import load_onnx
+    from pneumogan.predict import load_classifier, predict_proba
+
+    clf = load_classifier(args.model)
+    images, _ = load_split(args.test, size=clf.transform.size)
+    batch, limit = cfg.evaluate.batch_size, cfg.export.max_abs_diff
+    with tracking.stage_run("export", cfg.flat()) as run:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
+            candidate = Path(tmp) / args.out.name
+            export_onnx(clf, candidate, cfg.export.opset)
+            p_onnx = load_onnx(candidate).predict_proba(images, batch_size=batch)
+            p_torch = predict_proba(clf, images, batch_size=batch)
+            scores = parity(p_torch, p_onnx, cfg.evaluate.threshold)
+            log.info(
+                "ONNX vs torch on %d test images: max |ΔP(pneumonia)| %.3g (limit %g), "
+                "%d labels differ at threshold %g",
+                scores["n"],
+                scores["max_abs_diff"],
+                limit,
+                scores["label_flips"],
+                cfg.evaluate.threshold,
+            )
+            if scores["max_abs_diff"] > limit:
+                raise DataError(
+                    f"the ONNX export differs from the checkpoint by up to "
+                    f"{scores['max_abs_diff']:.3g} in P(pneumonia), over export.max_abs_diff "
+                    f"= {limit:g}; nothing written"
+                )
+            candidate.replace(args.out)
+        write_json(args.metrics, scores)
+        run.log_metrics(scores)
+        run.log_artifact(args.out, "onnx")
+        run.log_artifact(args.metrics)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = stage.parser(__doc__)
+    p.add_argument("--model", type=Path, required=True, help="classifier checkpoint")
+    p.add_argument("--test", type=Path, required=True, help="real test split")
+    p.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
+    p.add_argument("--metrics", type=Path, required=True, help="parity metrics (json)")
+    args = p.parse_args(argv)
+    run(args, load_slice(args.params, "export"))
+
+
+if __name__ == "__main__":
+    stage.run(main)
