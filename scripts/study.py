@@ -2,6 +2,8 @@
 
     uv run python scripts/study.py run       # queue the missing experiments, run them, report
     uv run python scripts/study.py report    # regenerate the report from stored experiments
+    uv run python scripts/study.py push      # share its stored experiments (git + DVC remotes)
+    uv run python scripts/study.py pull      # fetch the ones others pushed
 
 The grid (methods, caps on the real data, seeds, extra params) is in the study file,
 `studies/balancing.yaml` by default. An experiment is done when a stored one of that name
@@ -10,6 +12,11 @@ ran with the pipeline inputs of the current code (params and code hashes, read w
 (named <study>-<method>-<cap>-s<seed>), runs the queue with `dvc exp run --run-all`, then
 writes the report. `report` reads only stored experiments, so the same experiments always
 give the same report, byte for byte.
+
+`push` sends every stored experiment of the study (its git ref to the git remote, its outputs
+to the default DVC remote) with `dvc exp push`; `pull` fetches every experiment of the study
+that the git remote holds with `dvc exp pull`. Several machines can so split a study: each
+pulls, runs what is still missing and pushes; any of them then writes the same report.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pneumogan.errors import ParamsError  # noqa: E402
 from pneumogan.report import replace_block  # noqa: E402
 from pneumogan.study.render import headline, report  # noqa: E402
 from pneumogan.study.spec import load_study  # noqa: E402
-from pneumogan.study.store import done, dvc, runs_table  # noqa: E402
+from pneumogan.study.store import done, dvc, runs_table, stored  # noqa: E402
 
 
 def queued_names(root: Path) -> set[str]:
@@ -111,13 +118,31 @@ def write_report(args: argparse.Namespace) -> None:
         print(f"updated the {block} block of {readme}")
 
 
+def share(args: argparse.Namespace) -> None:
+    """`dvc exp push` / `dvc exp pull` of the study's experiments to or from `args.remote`."""
+    study = load_study(args.study)
+    prefix = f"{study.name}-"
+    if args.action == "push":
+        names = sorted({e.name for e in stored(args.root, prefix)})
+    else:
+        listing = dvc(args.root, "exp", "list", "--all-commits", "--name-only", args.remote)
+        names = sorted({n for n in listing.split() if n.startswith(prefix)})
+    if not names:
+        where = "stored here" if args.action == "push" else f"on {args.remote}"
+        print(f"{study.name}: no experiments {where}")
+        return
+    dvc(args.root, "exp", args.action, args.remote, *names)
+    verb = "pushed to" if args.action == "push" else "pulled from"
+    print(f"{study.name}: {len(names)} experiments {verb} {args.remote}")
+
+
 def default_study(root: Path) -> Path:
     return root / "studies" / "balancing.yaml"
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("action", choices=["run", "report"])
+    p.add_argument("action", choices=["run", "report", "push", "pull"])
     p.add_argument("--study", type=Path, default=None, help="study file (studies/balancing.yaml)")
     p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     p.add_argument("--seeds", type=int, nargs="+", help="run: only these of the study's seeds")
@@ -129,13 +154,14 @@ def main(argv: list[str] | None = None) -> None:
         "two trainings side by side run several times slower each)",
     )
     p.add_argument("--out", type=Path, help="report: markdown path (reports/<study>.md)")
+    p.add_argument("--remote", default="origin", help="push, pull: the git remote (origin)")
     args = p.parse_args(argv)
     args.root = args.root.resolve()
     args.study = (args.study or default_study(args.root)).resolve()
     if not re.fullmatch(r"[1-9]\d*", str(args.jobs)):
         p.error("--jobs must be a positive integer")
     try:
-        run(args) if args.action == "run" else write_report(args)
+        {"run": run, "report": write_report, "push": share, "pull": share}[args.action](args)
     except (ParamsError, RuntimeError) as err:
         raise SystemExit(f"error: {err}") from None
 
