@@ -61,7 +61,9 @@ def validate_split(
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise DataError(f"{where}: images have shape {images.shape}, expected N x H x W, H == W")
     if size is not None and images.shape[1] != size:
-        raise DataError(f"{where}: images are {images.shape[1]} px, expected {size} px")
+        raise DataError(
+            f"{where}: images are {images.shape[1]} px, expected {size} px (data.image_size)"
+        )
     if labels.dtype.kind not in "iu":
         raise DataError(f"{where}: labels have dtype {labels.dtype}, expected integers")
     if labels.shape != (images.shape[0],):

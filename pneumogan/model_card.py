@@ -89,7 +89,7 @@ def render(
         "",
         f"- PneumoniaMNIST (MedMNIST v2, {licence}): pediatric chest X-rays (ages one to five, "
         "Guangzhou Women and Children's Medical Center; Kermany et al., 2018), centre-cropped "
-        f"and resized to {params['data']['size']} × {params['data']['size']} px.",
+        f"and resized to {params['data']['image_size']} × {params['data']['image_size']} px.",
         f"- Training: {tr['normal']} normal and {tr['pneumonia']} pneumonia real images "
         f"({_ratio(tr)}), balancing method `{method}`: {added}; {fuse['total']} in all.",
         f"- Validation (model selection and the validation-chosen threshold): {va['normal']} "

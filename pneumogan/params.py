@@ -38,7 +38,8 @@ def _pos() -> Any:
 
 @dataclass(frozen=True)
 class DataParams:
-    size: Literal[SIZES]
+    # Not `size`: DVC leaves every param of that name out of its run-cache key (DVC #10296).
+    image_size: Literal[SIZES]
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 # What each stage reads: top-level params and sections, or "section.key" for one knob.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "download": ("data",),
-    "split": ("seed", "split"),
+    "split": ("seed", "split", "data.image_size"),
     "reference": ("seed", "reference"),
     "train_gan": ("seed", "gan"),
     "synthesize": ("seed", "synthesize", "fuse.target_ratio"),

@@ -72,8 +72,11 @@ def candidate_dirs() -> list[Path]:
 
 @dataclass(frozen=True)
 class Provenance:
-    source: str
-    path: str
+    """What was fetched, without where on this machine: a path would make data/raw's hash
+    differ between machines and between two spellings of one directory."""
+
+    source: str  # "local copy" or the official URL
+    file: str  # the file's name
     md5: str
     sha256: str
     official_md5: str
@@ -100,7 +103,7 @@ def _accept(path: Path, size: int, source: str) -> Provenance:
             "%s: split sizes %s differ from the official %s", path, sizes, spec["n_samples"]
         )
     return Provenance(
-        source, str(path), md5, file_digest(path, "sha256"), spec["md5"], is_official, sizes
+        source, path.name, md5, file_digest(path, "sha256"), spec["md5"], is_official, sizes
     )
 
 

@@ -1,4 +1,4 @@
-"""Stage download: PneumoniaMNIST at data.size px, from a local copy or the official URL."""
+"""Stage download: PneumoniaMNIST at data.image_size px, from a local copy or the official URL."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="directory for the raw npz")
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "download")
-    size = cfg.data.size
+    size = cfg.data.image_size
     # The old copy stays until the new one is whole and valid (the output is `persist`).
     with tracking.stage_run("download", cfg.flat()) as run, atomic_dir(args.out) as tmp:
         prov = source.fetch(size, tmp / source.filename(size))

@@ -33,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     sp = cfg.split
     with tracking.stage_run("split", cfg.flat()) as run, atomic_dir(args.out) as tmp:
         rng = seeds.numpy_rng(cfg.seed, "split")
-        splits = split_raw(raw[0], None, sp.train_per_class, rng, sp.keep_ratio)
+        size = cfg.data.image_size  # a raw file of another size fails here, naming both
+        splits = split_raw(raw[0], size, sp.train_per_class, rng, sp.keep_ratio)
         counts = {}
         for name, (images, labels) in splits.items():
             save_split(tmp / f"{name}.npz", images, labels)

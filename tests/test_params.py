@@ -35,7 +35,7 @@ def write(tmp_path: Path, params: dict) -> Path:
 def test_repo_params_load():
     params = load_params(ROOT / "params.yaml")
     assert isinstance(params, Params)
-    assert params.data.size in choices.SIZES
+    assert params.data.image_size in choices.SIZES
     flat = flatten(params)
     assert flat["gan.lr"] == params.gan.lr and flat["seed"] == params.seed
     assert flatten({"seed": 1, "train": params.train})["train.epochs"] == params.train.epochs
@@ -59,7 +59,10 @@ def test_every_knob_has_a_comment():
         (lambda p: p["gan"].update(beta1=1.5), "out of range, allowed [0.0, 1.0]"),
         (lambda p: p["fuse"].update(target_ratio=0), "allowed (0.0, 1.0]"),
         (lambda p: p["fuse"].update(method="smote"), "must be one of ['gan', 'oversample'"),
-        (lambda p: p["data"].update(size=32), "params.data.size = 32: must be one of [28, 64"),
+        (
+            lambda p: p["data"].update(image_size=32),
+            "params.data.image_size = 32: must be one of [28, 64",
+        ),
         (lambda p: p["split"].update(train_per_class=0), "train_per_class = 0: out of range"),
         (lambda p: p.update(gan=[1, 2]), "params.gan: expected a mapping"),
         (lambda p: p.update(study="has space"), "params.study = 'has space': must match"),
@@ -118,7 +121,7 @@ def test_checking_params_loads_no_torch():
 
 
 CHOICE_KEYS = [
-    ("data", "size", choices.SIZES),
+    ("data", "image_size", choices.SIZES),
     ("gan", "variant", choices.GAN_VARIANTS),
     ("fuse", "method", choices.METHODS),
     ("train", "arch", choices.ARCHS),
@@ -145,7 +148,7 @@ def test_each_choice_list_is_what_params_accept(tmp_path, section, key, allowed)
 
 def test_a_float_is_not_an_image_size(tmp_path):
     params = tiny_params()
-    params["data"]["size"] = 64.0
+    params["data"]["image_size"] = 64.0
     with pytest.raises(ParamsError, match="must be one of"):
         load_params(write(tmp_path, params))
 
@@ -289,7 +292,7 @@ def test_load_slice_round_trips(tmp_path):
     synth = load_slice(d / "synthesize.json", "synthesize")
     assert synth.synthesize == params.synthesize
     assert synth.fuse.target_ratio == params.fuse.target_ratio
-    assert load_slice(d / "download.json", "download").data.size == params.data.size
+    assert load_slice(d / "download.json", "download").data.image_size == params.data.image_size
     for stage in STAGE_PARAMS:  # every slice written loads back
         assert load_slice(d / f"{stage}.json", stage).raw == stage_slice(params, stage)
 
@@ -352,3 +355,18 @@ def test_reading_a_param_outside_the_slice_names_stage_params(tmp_path):
         cfg._private  # noqa: B018
     assert isinstance(cfg, StageParams)
     assert not hasattr(cfg, "evaluate")
+
+
+def test_no_param_is_named_size():
+    """DVC leaves params named `size` out of its run-cache key (DVC #10296): a change to one
+    would be restored from the cache instead of rerun."""
+
+    def keys(tree, prefix=""):
+        for k, v in tree.items():
+            yield f"{prefix}{k}"
+            if isinstance(v, dict):
+                yield from keys(v, f"{prefix}{k}.")
+
+    names = list(keys(yaml.safe_load((ROOT / "params.yaml").read_text())))
+    assert "data.image_size" in names
+    assert not [n for n in names if n.rsplit(".", 1)[-1] == "size"]

@@ -64,6 +64,39 @@ def test_download_writes_raw_and_provenance(run_dir):
     assert (run_dir / "data/raw/pneumoniamnist.npz").is_file()
 
 
+def test_raw_data_bytes_do_not_depend_on_where_the_copy_was(tmp_path, run_dir, tiny_raw_dir):
+    """Two spellings of one data directory (and a symlink to it) give the same data/raw."""
+    slice_file = str(run_dir / "data/params/download.json")
+    (tmp_path / "link").symlink_to(tiny_raw_dir)
+    spellings = [str(tiny_raw_dir), f"{tiny_raw_dir}/./", str(tmp_path / "link")]
+    outs = []
+    for i, spelling in enumerate(spellings):
+        mp = pytest.MonkeyPatch()
+        mp.setenv(source.DATA_DIR_ENV, spelling)
+        try:
+            download.main(["--params", slice_file, "--out", str(tmp_path / f"raw{i}")])
+        finally:
+            mp.undo()
+        outs.append(snapshot(tmp_path / f"raw{i}").values())
+    assert outs[0] and all(list(o) == list(outs[0]) for o in outs)
+    assert "pneumoniamnist.npz" in (tmp_path / "raw0/provenance.json").read_text()
+    assert str(tiny_raw_dir) not in (tmp_path / "raw0/provenance.json").read_text()
+
+
+def test_split_of_a_raw_file_at_another_size_fails_and_writes_nothing(tmp_path, run_dir):
+    from tests.conftest import make_medmnist
+
+    (tmp_path / "raw").mkdir()
+    np.savez(tmp_path / "raw/pneumoniamnist_64.npz", **make_medmnist(size=64))
+    out = tmp_path / "split"
+    argv = stage_args(run_dir, "split", raw=tmp_path / "raw", out=out, metrics=tmp_path / "m.json")
+    with pytest.raises(DataError, match=r"images are 64 px, expected 28 px \(data\.image_size\)"):
+        from stages import split
+
+        split.main(argv)
+    assert not out.exists() and not (tmp_path / "m.json").exists()
+
+
 def test_split_counts(run_dir):
     counts = json.loads((run_dir / "metrics/split.json").read_text())
     assert counts["train"] == {"normal": 12, "pneumonia": 36, "total": 48}
