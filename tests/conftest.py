@@ -41,6 +41,32 @@ def make_medmnist(seed: int = 0, size: int = 28) -> dict[str, np.ndarray]:
     return out
 
 
+def tiny_classifier(seed: int = 0):
+    """A random resnet_small of width 4 at 28 px: what the model-file tests predict with."""
+    import torch
+
+    from pneumogan.classifier_nets import ClassifierConfig, build
+    from pneumogan.predict import Classifier
+    from pneumogan.transforms import ImageTransform
+
+    torch.manual_seed(seed)
+    cfg = ClassifierConfig("resnet_small", 28, 4)
+    return Classifier(build(cfg).eval(), cfg, ImageTransform(size=28), {})
+
+
+def tiny_classifier_file(path: Path) -> Path:
+    from pneumogan.predict import save_classifier
+
+    save_classifier(path, tiny_classifier())
+    return path
+
+
+@pytest.fixture
+def model_file(tmp_path) -> Path:
+    """A tiny classifier checkpoint (see tiny_classifier)."""
+    return tiny_classifier_file(tmp_path / "clf.safetensors")
+
+
 @pytest.fixture(scope="session")
 def tiny_raw_dir(tmp_path_factory) -> Path:
     """A directory holding a tiny pneumoniamnist.npz, as PNEUMOGAN_DATA_DIR would name."""

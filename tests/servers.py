@@ -65,6 +65,25 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def wait_for_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    """Poll `url` until it answers; fail with the server's log if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{what} exited with {proc.returncode}: {_output(proc)}"
+                ) from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{what} not ready after {timeout:.0f} s: {_output(proc)}"
+                ) from None
+            time.sleep(0.3)
+
+
 @dataclass
 class Ssh:
     port: int
@@ -187,17 +206,7 @@ def mlflow_server(db: Postgres, artifacts: Path) -> Iterator[str]:
     proc = start(cmd, artifacts.parent / "mlflow-server.log", env=env)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"mlflow server exited: {_output(proc)}") from None
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mlflow server not healthy after 120 s") from None
-                time.sleep(0.5)
+        wait_for_http(f"{uri}/health", proc, "mlflow server")
         yield uri
     finally:
         stop(proc)

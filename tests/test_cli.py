@@ -4,26 +4,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pneumogan import cli
-from pneumogan.classifier_nets import ClassifierConfig, build
 from pneumogan.errors import DataError
-from pneumogan.predict import Classifier, load_classifier, predict_proba, save_classifier
+from pneumogan.predict import load_classifier, predict_proba
 from pneumogan.readers import ReadError, find_images, fit, read_image
-from pneumogan.transforms import ImageTransform
 from tests.conftest import make_images
-
-
-@pytest.fixture
-def model_file(tmp_path):
-    torch.manual_seed(0)
-    cfg = ClassifierConfig("resnet_small", 28, 4)
-    clf = Classifier(build(cfg).eval(), cfg, ImageTransform(size=28), {})
-    path = tmp_path / "clf.safetensors"
-    save_classifier(path, clf)
-    return path
 
 
 @pytest.fixture

@@ -6,24 +6,19 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pneumogan import cli
-from pneumogan.classifier_nets import ClassifierConfig, build
 from pneumogan.errors import DataError
 from pneumogan.export import export_onnx, parity
 from pneumogan.onnx_model import load_onnx
-from pneumogan.predict import Classifier, predict_proba
-from pneumogan.transforms import ImageTransform
-from tests.conftest import ROOT, make_images
+from pneumogan.predict import predict_proba
+from tests.conftest import ROOT, make_images, tiny_classifier
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = ClassifierConfig("resnet_small", 28, 4)
-    clf = Classifier(build(cfg).eval(), cfg, ImageTransform(size=28), {})
+    clf = tiny_classifier()
     d = tmp_path_factory.mktemp("onnx")
     export_onnx(clf, d / "a.onnx", opset=18)
     export_onnx(clf, d / "b.onnx", opset=18)

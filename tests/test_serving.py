@@ -2,31 +2,24 @@
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
-import torch
 
-from pneumogan.classifier_nets import ClassifierConfig, build
-from pneumogan.predict import Classifier, predict_proba, save_classifier
+from pneumogan.predict import predict_proba, save_classifier
 from pneumogan.serving import log_classifier
-from pneumogan.transforms import ImageTransform
-from tests.conftest import make_images
+from tests.conftest import make_images, tiny_classifier
+from tests.servers import free_port, start, stop, wait_for_http
 
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     """A tiny classifier logged and registered in a throw-away MLflow store."""
-    torch.manual_seed(0)
-    cfg = ClassifierConfig("resnet_small", 28, 4)
-    clf = Classifier(build(cfg).eval(), cfg, ImageTransform(size=28), {})
+    clf = tiny_classifier()
     d = tmp_path_factory.mktemp("serving")
     save_classifier(d / "clf.safetensors", clf)
     uri = f"sqlite:///{d / 'mlflow.db'}"
@@ -59,31 +52,17 @@ def test_signature_is_a_uint8_image_batch_and_the_model_holds_no_pickle(logged):
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".pt"))]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_with_the_same_probabilities(logged):
+def test_mlflow_models_serve_answers_with_the_same_probabilities(logged, tmp_path):
     clf, _, uri, images, _ = logged
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # uvicorn, by name
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tiny-classifier/1"]
     cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = start(cmd, tmp_path / "serve.log", env=env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read().decode()
-                assert time.monotonic() < deadline, "server not ready in 120 s"
-                time.sleep(0.5)
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server, "mlflow models serve")
         body = json.dumps({"inputs": images.tolist()}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations",
@@ -92,7 +71,6 @@ def test_mlflow_models_serve_answers_with_the_same_probabilities(logged):
         )
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
     got = [row["p_pneumonia"] for row in answer["predictions"]]
     np.testing.assert_allclose(got, predict_proba(clf, images, batch_size=8), rtol=0, atol=1e-6)

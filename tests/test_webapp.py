@@ -9,23 +9,17 @@ session that clears everything.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pneumogan import cli, webapp
-from pneumogan.classifier_nets import ClassifierConfig, build
-from pneumogan.predict import Classifier, save_classifier
-from pneumogan.transforms import ImageTransform
 from tests.conftest import make_images
+from tests.servers import free_port, start, stop, wait_for_http
 
 CHROMIUM = "/usr/bin/chromium"
 METRICS = {
@@ -43,16 +37,6 @@ METRICS = {
         "specificity": {"low": 0.55, "high": 0.9},
     },
 }
-
-
-@pytest.fixture
-def model_file(tmp_path):
-    torch.manual_seed(0)
-    cfg = ClassifierConfig("resnet_small", 28, 4)
-    clf = Classifier(build(cfg).eval(), cfg, ImageTransform(size=28), {})
-    path = tmp_path / "clf.safetensors"
-    save_classifier(path, clf)
-    return path
 
 
 @pytest.fixture
@@ -91,27 +75,6 @@ def test_importing_the_app_is_light():
     assert out.stdout.strip() == "[]"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    url = f"http://127.0.0.1:{port}/_stcore/health"
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"streamlit not healthy after {timeout} s:\n{log.read_text()}")
-
-
 @pytest.mark.slow
 def test_app_in_a_real_browser(tmp_path, model_file, metrics_file):
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
@@ -140,32 +103,21 @@ def test_app_in_a_real_browser(tmp_path, model_file, metrics_file):
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}  # where the uploads are briefly written
     case = "case 4711 Doe"
-    with log.open("w") as log_f:
-        proc = subprocess.Popen(
-            webapp.command(model_file, metrics_file, port),
-            stdout=log_f,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
-        )
-        try:
-            wait_healthy(port, proc, log)
-            with sync_api.sync_playwright() as p:
-                browser = p.chromium.launch(
-                    executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
-                )
-                try:
-                    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                    drive(page, sync_api.expect, port, [*good, bad], expected, case)
-                finally:
-                    browser.close()
-        finally:
-            proc.terminate()
+    # the app's output goes to `log`, read at the end
+    proc = start(webapp.command(model_file, metrics_file, port), log, env=env, cwd=tmp_path)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", proc, "streamlit", 60)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
+            )
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                drive(page, sync_api.expect, port, [*good, bad], expected, case)
+            finally:
+                browser.close()
+    finally:
+        stop(proc)
     assert not list(scratch.glob("pneumogan-upload-*")), "an upload was left on disk"
     assert case not in log.read_text(), "the case label reached the server's output"
 
