@@ -62,17 +62,19 @@ def choose_threshold(given: float | str | None, metrics: Path) -> tuple[float, s
 
 
 def load_predictor(args: argparse.Namespace):
-    """(image size, images -> P(pneumonia)) from the checkpoint, or from the ONNX graph."""
+    """(image size, images -> P(pneumonia), the torch Classifier or None for ONNX)."""
     if args.onnx:
         from pneumogan.onnx_model import load_onnx
 
         graph = load_onnx(args.model or DEFAULT_ONNX)
-        return graph.size, graph.predict_proba
+        return graph.size, graph.predict_proba, None
     from pneumogan.predict import load_classifier, predict_proba
 
     clf = load_classifier(args.model or DEFAULT_MODEL)
-    return clf.transform.size, lambda images, batch_size: predict_proba(
-        clf, images, batch_size=batch_size
+    return (
+        clf.transform.size,
+        lambda images, batch_size: predict_proba(clf, images, batch_size=batch_size),
+        clf,
     )
 
 
@@ -83,7 +85,7 @@ def predict(args: argparse.Namespace) -> int:
 
     if args.onnx and args.cam:
         raise DataError("--cam needs the torch checkpoint (Grad-CAM); drop --onnx")
-    size, predict_proba = load_predictor(args)
+    size, predict_proba, clf = load_predictor(args)
     threshold, source = choose_threshold(args.threshold, args.metrics)
     files = find_images(args.paths)
     if not files:
@@ -110,10 +112,8 @@ def predict(args: argparse.Namespace) -> int:
                 }
             )
     print(table(rows, threshold, source))
-    if args.cam and ok:
-        from pneumogan.predict import load_classifier
-
-        write_heatmaps(load_classifier(args.model or DEFAULT_MODEL), np.stack(images), ok, args.cam)
+    if args.cam and ok:  # --onnx with --cam was refused above, so clf is the checkpoint
+        write_heatmaps(clf, np.stack(images), ok, args.cam)
     if args.csv:
         write_text(args.csv, to_csv(rows))
     if args.json:
