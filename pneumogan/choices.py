@@ -4,6 +4,8 @@ Kept free of heavy imports so that params can be checked before torch loads.
 """
 
 SIZES = (28, 64, 128, 224)  # MedMNIST's official image sides
+SOURCES = ("medmnist", "folder")  # data.source: a MedMNIST file, or a tree of image files
+FITS = ("crop", "pad")  # data.fit: how a folder image is made square before resizing
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
 METHODS = ("gan", "oversample", "none")  # fuse.method: what fills the minority class
 GAN_VARIANTS = ("dcgan", "sn_hinge")  # gan.variant

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pneumogan.choices import ARCHS, DEVICES, GAN_VARIANTS, METHODS, SIZES
+from pneumogan.choices import ARCHS, DEVICES, FITS, GAN_VARIANTS, METHODS, SIZES, SOURCES
 from pneumogan.errors import ParamsError
 
 __all__ = ["Params", "ParamsError", "load_params", "load_slice", "stage_slice"]
@@ -38,14 +38,29 @@ def _pos() -> Any:
 
 @dataclass(frozen=True)
 class DataParams:
+    source: Literal[SOURCES]
+    flag: str = field(metadata={"pattern": r"[a-z0-9]+"})
+    path: str = field(metadata={"pattern": r".+"})
     # Not `size`: DVC leaves every param of that name out of its run-cache key (DVC #10296).
     image_size: Literal[SIZES]
+    classes: tuple[str, str]
+    fit: Literal[FITS]
+    patient_pattern: str = field(metadata={"regex": True})
+    max_unreadable: float = field(metadata=_rng(0.0, 1.0))
 
 
 @dataclass(frozen=True)
 class SplitParams:
     train_per_class: int | None = field(metadata=_rng(1))
     keep_ratio: bool
+    min_images: int = field(metadata=_rng(0))
+    carve_fraction: float = field(metadata=_rng(0.0, 0.5, lo_open=True))
+
+
+@dataclass(frozen=True)
+class EdaParams:
+    samples_per_class: int = field(metadata=_rng(1, 256))
+    bins: int = field(metadata=_rng(2, 256))
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,7 @@ class Params:
     study: str | None = field(metadata={"pattern": NAME})
     data: DataParams
     split: SplitParams
+    eda: EdaParams
     reference: ReferenceParams
     gan: GanParams
     synthesize: SynthesizeParams
@@ -155,6 +171,14 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         return _check_type(value, inner, where)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ParamsError(f"{where} = {value!r}: expected a list of {len(args)} values")
+        return tuple(
+            _check_type(v, a, f"{where}[{i}]")
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, tp) or (tp is not bool and isinstance(value, bool)):
@@ -165,11 +189,14 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
 
 
 def _check_range(value: Any, meta: typing.Mapping, where: str) -> None:
+    if meta.get("regex"):
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ParamsError(f"{where} = {value!r}: not a regular expression ({err})") from None
     pattern = meta.get("pattern")
     if pattern is not None and value is not None and not re.fullmatch(pattern, value):
-        raise ParamsError(
-            f"{where} = {value!r}: must match {pattern} (letters, digits, '_' and '-')"
-        )
+        raise ParamsError(f"{where} = {value!r}: must match {pattern}")
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open", False)
     if value is None or (lo is None and hi is None):
         return
@@ -235,6 +262,7 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "download": ("data",),
     "split": ("seed", "split", "data.image_size"),
+    "eda": ("seed", "eda", "data.image_size"),
     "reference": ("seed", "reference"),
     "train_gan": ("seed", "gan"),
     "synthesize": ("seed", "synthesize", "fuse.target_ratio"),
@@ -270,7 +298,7 @@ def stage_slice(params: Params, stage: str) -> dict[str, Any]:
     made_by = [k for k in PROVENANCE.get(stage, ()) if k != "gan" or params.fuse.method == "gan"]
     if made_by:
         out["provenance"] = {k: _value(getattr(params, k)) for k in made_by}
-    return out
+    return json.loads(json.dumps(out))  # as written and read back: tuples become lists
 
 
 class StageParams:

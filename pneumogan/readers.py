@@ -5,8 +5,8 @@ their full range (Pillow's `convert("L")` would clip them at 255), colour images
 into luma. DICOM is recognised by its `DICM` marker at byte 128, whatever the file's name:
 the modality LUT (rescale slope and intercept) first, then the file's VOI (its window, or
 its VOI LUT), mapped to 0..255 from the window itself, and MONOCHROME1 inverted last.
-An image of another size than a model's is centre-cropped to a square and resized (`fit`);
-the pipeline's own images are already at the model's size and skip that step.
+An image of another size than a model's is made square (centre crop, or black padding) and
+resized (`fit`); the pipeline's own images are already at the model's size and skip that step.
 """
 
 from __future__ import annotations
@@ -132,14 +132,29 @@ def find_images(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def fit(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square, then resize to size×size (bicubic); a fitting image is kept."""
+def fit(image: np.ndarray, size: int, mode: str = "crop") -> np.ndarray:
+    """Make an image square and size×size (bicubic); an image already that size is kept.
+
+    `mode` "crop" keeps the centred square of the short side; "pad" centres the image on a
+    black square of the long side, so nothing is cut off.
+    """
     if image.shape == (size, size):
         return image
     from PIL import Image
 
     h, w = image.shape
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = Image.fromarray(image[top : top + side, left : left + side])
-    return np.asarray(square.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    if mode == "crop":
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        square = image[top : top + side, left : left + side]
+    elif mode == "pad":
+        side = max(h, w)
+        square = np.zeros((side, side), dtype=np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top : top + h, left : left + w] = image
+    else:
+        raise ValueError(f"fit mode {mode!r}: expected crop or pad")
+    if square.shape == (size, size):
+        return square
+    resized = Image.fromarray(square).resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.uint8)

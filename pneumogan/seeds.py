@@ -25,6 +25,8 @@ PURPOSES = {
     "train_init": 10,  # weights of the classifier
     "train": 11,  # batch order, augmentation and mixup
     "evaluate": 12,  # bootstrap resamples
+    "carve": 13,  # which training patients become a missing or small val or test split
+    "eda": 14,  # which training images the sample grids show
 }
 
 

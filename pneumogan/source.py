@@ -1,4 +1,10 @@
-"""Fetching PneumoniaMNIST: a local copy or the official download, with its provenance."""
+"""Fetching a binary MedMNIST file (PneumoniaMNIST by default): a copy or the official download.
+
+Where a file is looked for, in order: `data.path` (a declared DVC dependency of download, so a
+file put there reruns it), $PNEUMOGAN_DATA_DIR, medmnist's cache (~/.medmnist), then the
+official URL. The last three are mirrors of the official file named by `data.flag` and
+`data.image_size`: they hold that file or a copy of its images.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +22,50 @@ from pneumogan.errors import DataError
 
 log = logging.getLogger(__name__)
 
-FLAG = "pneumoniamnist"
+FLAG = "pneumoniamnist"  # the default data.flag
 DATA_DIR_ENV = "PNEUMOGAN_DATA_DIR"
 MEDMNIST_CACHE = Path("~/.medmnist").expanduser()
 
 
-def official(size: int) -> dict:
+def binary_flags() -> list[str]:
+    """The 2D binary-class MedMNIST datasets (the 3D ones end in `3d`)."""
+    info = medmnist_info()
+    return sorted(
+        k for k, v in info.items() if v["task"] == "binary-class" and not k.endswith("3d")
+    )
+
+
+def check_flag(flag: str, size: int) -> dict:
+    """medmnist's INFO entry of `flag`, which must be a 2D binary dataset offered at `size` px."""
+    flags = binary_flags()
+    if flag not in flags:
+        raise DataError(
+            f"data.flag = {flag!r}: not a 2D binary-class MedMNIST dataset; choose one of {flags}"
+        )
+    info = medmnist_info()[flag]
+    if f"url{_suffix(size)}" not in info:
+        offered = sorted([28] + [int(k[4:]) for k in info if k.startswith("url_")])
+        raise DataError(f"{flag} is not offered at {size} px; its sizes are {offered}")
+    return info
+
+
+def class_names(flag: str) -> list[str]:
+    """Label 0's and label 1's names, from medmnist's INFO."""
+    labels = medmnist_info()[flag]["label"]
+    return [labels["0"], labels["1"]]
+
+
+def _suffix(size: int) -> str:
+    return "" if size == 28 else f"_{size}"
+
+
+def official(size: int, flag: str = FLAG) -> dict:
     """URL, MD5, file name and split sizes of the official file at `size` px (medmnist.INFO)."""
-    info = medmnist_info()[FLAG]
-    suffix = "" if size == 28 else f"_{size}"
+    info = check_flag(flag, size)
     return {
-        "url": info[f"url{suffix}"],
-        "md5": info[f"MD5{suffix}"],
-        "filename": filename(size),
+        "url": info[f"url{_suffix(size)}"],
+        "md5": info[f"MD5{_suffix(size)}"],
+        "filename": filename(size, flag),
         "n_samples": dict(info["n_samples"]),
     }
 
@@ -49,8 +86,8 @@ def medmnist_info() -> dict:
     return module.INFO
 
 
-def filename(size: int) -> str:
-    return f"{FLAG}{'' if size == 28 else f'_{size}'}.npz"
+def filename(size: int, flag: str = FLAG) -> str:
+    return f"{flag}{_suffix(size)}.npz"
 
 
 def file_digest(path: Path, algo: str) -> str:
@@ -61,9 +98,9 @@ def file_digest(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
-def candidate_dirs() -> list[Path]:
-    """Where a local copy is looked for, in order: $PNEUMOGAN_DATA_DIR, then medmnist's cache."""
-    dirs = []
+def candidate_dirs(path: Path | None = None) -> list[Path]:
+    """Where a copy is looked for: `path` (data.path), $PNEUMOGAN_DATA_DIR, medmnist's cache."""
+    dirs = [] if path is None else [Path(path)]
     if os.environ.get(DATA_DIR_ENV):
         dirs.append(Path(os.environ[DATA_DIR_ENV]).expanduser())
     dirs.append(MEDMNIST_CACHE)
@@ -75,7 +112,9 @@ class Provenance:
     """What was fetched, without where on this machine: a path would make data/raw's hash
     differ between machines and between two spellings of one directory."""
 
-    source: str  # "local copy" or the official URL
+    source: str  # "data.path", "local copy" (a mirror) or the official URL
+    flag: str  # the MedMNIST dataset
+    classes: list  # names of label 0 and label 1
     file: str  # the file's name
     md5: str
     sha256: str
@@ -84,8 +123,8 @@ class Provenance:
     n_samples: dict
 
 
-def _accept(path: Path, size: int, source: str) -> Provenance:
-    spec = official(size)
+def _accept(path: Path, size: int, source: str, flag: str) -> Provenance:
+    spec = official(size, flag)
     md5 = file_digest(path, "md5")
     sizes = validate_medmnist(path, size)
     is_official = md5 == spec["md5"]
@@ -103,23 +142,31 @@ def _accept(path: Path, size: int, source: str) -> Provenance:
             "%s: split sizes %s differ from the official %s", path, sizes, spec["n_samples"]
         )
     return Provenance(
-        source, path.name, md5, file_digest(path, "sha256"), spec["md5"], is_official, sizes
+        source,
+        flag,
+        class_names(flag),
+        path.name,
+        md5,
+        file_digest(path, "sha256"),
+        spec["md5"],
+        is_official,
+        sizes,
     )
 
 
-def find_local_copy(size: int) -> Path | None:
-    name = filename(size)
-    for d in candidate_dirs():
+def find_local_copy(size: int, flag: str = FLAG, path: Path | None = None) -> Path | None:
+    name = filename(size, flag)
+    for d in candidate_dirs(path):
         if (d / name).is_file():
             return d / name
     return None
 
 
-def download_official(size: int, dest_dir: Path) -> Path:
+def download_official(size: int, dest_dir: Path, flag: str = FLAG) -> Path:
     """Download the official file with torchvision's downloader, which checks the MD5."""
     from torchvision.datasets.utils import download_url
 
-    spec = official(size)
+    spec = official(size, flag)
     download_url(spec["url"], root=str(dest_dir), filename=spec["filename"], md5=spec["md5"])
     path = dest_dir / spec["filename"]
     if not path.is_file() or file_digest(path, "md5") != spec["md5"]:
@@ -127,29 +174,31 @@ def download_official(size: int, dest_dir: Path) -> Path:
     return path
 
 
-def fetch(size: int, dest: Path) -> Provenance:
-    """Copy PneumoniaMNIST at `size` px to `dest` from a local copy, else the official URL."""
-    spec = official(size)
-    local = find_local_copy(size)
+def fetch(size: int, dest: Path, flag: str = FLAG, path: Path | None = None) -> Provenance:
+    """Copy MedMNIST's `flag` at `size` px to `dest` from a copy (`path` first), else its URL."""
+    spec = official(size, flag)
+    local = find_local_copy(size, flag, path)
     if local is not None:
-        prov = _accept(local, size, "local copy")
+        where = "data.path" if path is not None and local.parent == Path(path) else "local copy"
+        prov = _accept(local, size, where, flag)
         with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
             shutil.copyfile(local, Path(tmp) / dest.name)
             os.replace(Path(tmp) / dest.name, dest)
         return prov
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         try:
-            path = download_official(size, Path(tmp))
+            got = download_official(size, Path(tmp), flag)
         except (OSError, RuntimeError) as err:
-            places = "\n".join(f"  - {d / spec['filename']}" for d in candidate_dirs())
+            places = "\n".join(f"  - {d / spec['filename']}" for d in candidate_dirs(path))
             raise DataError(
                 f"Could not download {spec['url']} ({type(err).__name__}: {err}) and found no "
                 f"local copy. Fix it one of these ways:\n"
                 f"  1. connect to the internet and rerun (dvc repro);\n"
-                f"  2. put {spec['filename']} in a directory and set {DATA_DIR_ENV}=<directory>;\n"
-                f"  3. put it in medmnist's cache, {MEDMNIST_CACHE}.\n"
+                f"  2. put {spec['filename']} in data.path ({path}), where DVC tracks it;\n"
+                f"  3. put it in a directory and set {DATA_DIR_ENV}=<directory>;\n"
+                f"  4. put it in medmnist's cache, {MEDMNIST_CACHE}.\n"
                 f"Looked in:\n{places}"
             ) from None
-        prov = _accept(path, size, spec["url"])
-        os.replace(path, dest)
+        prov = _accept(got, size, spec["url"], flag)
+        os.replace(got, dest)
     return prov

@@ -1,13 +1,23 @@
-"""The official train/val/test splits in a canonical, content-defined order; optional caps."""
+"""Train/val/test in a canonical, content-defined order; missing splits carved; optional caps.
+
+A raw file holds the splits its source has. A split that is missing or smaller than
+`split.min_images` (Kermany's val holds 16 images) is carved out of train: the small split's
+images go back to train first, then about `split.carve_fraction` of train's patients, drawn
+stratified by class, become the split (scikit-learn's StratifiedGroupKFold, one fold of
+round(1 / carve_fraction)). Test is carved before val. A patient is never in two carved splits;
+a source without patient ids (MedMNIST files) carves image by image.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pneumogan.contract import SPLITS, read_arrays, validate_medmnist
+from pneumogan.contract import SPLITS, read_arrays, validate_split
+from pneumogan.errors import DataError
 
 
 def _row_keys(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
@@ -44,23 +54,129 @@ def cap_per_class(
     return np.sort(np.concatenate(keep))
 
 
+IMAGE_ID = "image:"  # prefix of the ids of a source without patients: one per distinct image
+
+
+def _fold(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A boolean mask of about `fraction` of the groups, stratified by class."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_splits = max(2, round(1 / fraction))
+    if np.unique(groups).size < n_splits:
+        raise DataError(
+            f"cannot carve a split: train holds {np.unique(groups).size} patients, fewer than "
+            f"the {n_splits} folds split.carve_fraction = {fraction} needs; add images or give "
+            "the split its own folder"
+        )
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    _, held = next(folds.split(np.zeros(len(labels)), labels, groups))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[held] = True
+    return mask
+
+
+def _ordered(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    order = canonical_order(part["images"], part["labels"])
+    return {k: v[order] for k, v in part.items()}
+
+
+def read_raw(raw: Path, size: int | None) -> dict[str, dict[str, np.ndarray]]:
+    """The splits a raw file holds: images, labels and patients (one id per image when absent)."""
+    arrays = read_arrays(raw)
+    if "train_images" not in arrays or "train_labels" not in arrays:
+        raise DataError(
+            f"{raw}: no train_images/train_labels (has {sorted(arrays)}); a raw file needs a "
+            "training split. Rerun download (dvc repro download)"
+        )
+    out = {}
+    for split in SPLITS:
+        if f"{split}_images" not in arrays:
+            continue
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"].reshape(-1)
+        validate_split(images, labels, f"{raw} [{split}]", size=size, need_both_classes=False)
+        if f"{split}_patients" in arrays:
+            patients = arrays[f"{split}_patients"].astype(str)
+        else:  # every image its own patient, named by its content
+            patients = np.array([IMAGE_ID + k.hex() for k in _row_keys(images, labels)])
+        out[split] = {"images": images, "labels": labels.astype(np.int64), "patients": patients}
+    return out
+
+
+def carve(
+    parts: dict[str, dict[str, np.ndarray]], min_images: int, fraction: float, seed: int
+) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """Carve missing or small splits (test, then val) out of train, grouped by patient."""
+    parts = {k: _ordered(v) for k, v in parts.items()}
+    carved = []
+    for split in ("test", "val"):
+        if split in parts and len(parts[split]["labels"]) >= min_images:
+            continue
+        if split in parts:  # too small: its images go back to train first
+            small = parts.pop(split)
+            parts["train"] = _ordered(
+                {k: np.concatenate([parts["train"][k], small[k]]) for k in small}
+            )
+        train = parts["train"]
+        mask = _fold(train["labels"], train["patients"], fraction, seed)
+        parts[split] = {k: v[mask] for k, v in train.items()}
+        parts["train"] = {k: v[~mask] for k, v in train.items()}
+        carved.append(split)
+    return parts, carved
+
+
+def shared_patients(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, int]:
+    """How many patients each pair of splits shares ('train/test': 3).
+
+    For a source without patient ids these are images found, pixel for pixel, in both splits.
+    """
+    out = {}
+    names = [s for s in SPLITS if s in parts]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            out[f"{a}/{b}"] = len(set(parts[a]["patients"]) & set(parts[b]["patients"]))
+    return out
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    carved: list[str]  # the splits carved out of train
+    shared: dict[str, int]  # "train/val" -> patients (or identical images) in both
+    by_image: bool  # the source has no patient ids: `shared` counts identical images
+
+
 def split_raw(
     raw: Path,
     size: int | None,
     train_per_class: int | None,
     rng: np.random.Generator,
     keep_ratio: bool = False,
+    **carving,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Official train/val/test of a MedMNIST file, canonically ordered, train maybe capped."""
-    validate_medmnist(raw, size)
-    arrays = read_arrays(raw)
+    """Train/val/test of a raw file (see `split_parts`), images and labels only."""
+    return split_parts(raw, size, train_per_class, rng, keep_ratio, **carving)[0]
+
+
+def split_parts(
+    raw: Path,
+    size: int | None,
+    train_per_class: int | None,
+    rng: np.random.Generator,
+    keep_ratio: bool = False,
+    *,
+    min_images: int = 0,
+    carve_fraction: float = 0.1,
+    carve_seed: int = 0,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], SplitInfo]:
+    """Train/val/test of a raw file, canonically ordered, missing ones carved, train capped."""
+    parts, carved = carve(read_raw(raw, size), min_images, carve_fraction, carve_seed)
+    by_image = all(str(p).startswith(IMAGE_ID) for v in parts.values() for p in v["patients"][:1])
+    info = SplitInfo(carved, shared_patients(parts), by_image)
     out = {}
     for split in SPLITS:
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"].reshape(-1)
-        order = canonical_order(images, labels)
-        images, labels = images[order], labels[order].astype(np.int64)
+        images, labels = parts[split]["images"], parts[split]["labels"]
+        validate_split(images, labels, f"{raw} [{split}]", size=size)
         if split == "train":
             keep = cap_per_class(labels, train_per_class, rng, keep_ratio)
             images, labels = images[keep], labels[keep]
         out[split] = (images, labels)
-    return out
+    return out, info

@@ -1,4 +1,4 @@
-"""Stage download: PneumoniaMNIST at data.image_size px, from a local copy or the official URL."""
+"""Stage download: the raw data from `data.source`, a MedMNIST file or a folder of X-rays."""
 
 from __future__ import annotations
 
@@ -7,11 +7,45 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import source, stage, tracking
+from pneumogan import stage, tracking
 from pneumogan.files import atomic_dir, write_json
-from pneumogan.params import load_slice
+from pneumogan.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.download")
+
+
+def medmnist(cfg: StageParams, out: Path) -> dict:
+    from pneumogan import source
+
+    d = cfg.data
+    source.check_flag(d.flag, d.image_size)
+    name = source.filename(d.image_size, d.flag)
+    prov = source.fetch(d.image_size, out / name, d.flag, Path(d.path))
+    log.info("%s from %s (official MD5: %s)", name, prov.source, prov.official)
+    return dataclasses.asdict(prov)
+
+
+def folder(cfg: StageParams, out: Path) -> dict:
+    from pneumogan import folder as tree
+    from pneumogan.contract import write_arrays
+
+    d = cfg.data
+    arrays, bad, summary = tree.read_tree(
+        Path(d.path), d.classes, d.image_size, d.fit, d.patient_pattern, d.max_unreadable
+    )
+    write_arrays(out / tree.FILENAME, **arrays)
+    tree.write_report(out / tree.REPORT, bad)
+    for rel, why in bad:
+        log.warning("skipped %s: %s", rel, why)
+    log.info(
+        "%s tree: %s; %d unreadable (listed in %s), %d other files ignored",
+        summary["layout"],
+        "; ".join(f"{s} {c}" for s, c in summary["images"].items()),
+        summary["unreadable"],
+        tree.REPORT,
+        summary["ignored_files"],
+    )
+    return {"source": "folder", "classes": list(d.classes), "fit": d.fit, **summary}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -19,14 +53,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="directory for the raw npz")
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "download")
-    size = cfg.data.image_size
+    read = {"medmnist": medmnist, "folder": folder}[cfg.data.source]
     # The old copy stays until the new one is whole and valid (the output is `persist`).
     with tracking.stage_run("download", cfg.flat()) as run, atomic_dir(args.out) as tmp:
-        prov = source.fetch(size, tmp / source.filename(size))
-        write_json(tmp / "provenance.json", dataclasses.asdict(prov))
-        run.log_metrics({f"n_{k}": v for k, v in prov.n_samples.items()})
+        prov = read(cfg, tmp)
+        write_json(tmp / "provenance.json", prov)
+        counts = prov.get("n_samples") or {
+            s: sum(c.values()) for s, c in prov.get("images", {}).items()
+        }
+        run.log_metrics({f"n_{k}": v for k, v in counts.items()})
         run.log_artifact(tmp / "provenance.json")
-        log.info("%s from %s (official MD5: %s)", source.filename(size), prov.source, prov.official)
 
 
 if __name__ == "__main__":

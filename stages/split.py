@@ -1,4 +1,4 @@
-"""Stage split: official train/val/test in canonical order, real train optionally capped."""
+"""Stage split: train/val/test in canonical order, small ones carved by patient, train capped."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import seeds, source, stage, tracking
+from pneumogan import seeds, stage, tracking
 from pneumogan.balance import class_counts
 from pneumogan.contract import save_split
 from pneumogan.errors import DataError
 from pneumogan.files import atomic_dir, write_json
 from pneumogan.params import load_slice
-from pneumogan.split import split_raw
+from pneumogan.split import split_parts
 
 log = logging.getLogger("pneumogan.split")
 
@@ -24,17 +24,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--metrics", type=Path, required=True, help="class counts per split (json)")
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "split")
-    raw = sorted(args.raw.glob(f"{source.FLAG}*.npz"))
+    raw = sorted(args.raw.glob("*.npz"))
     if len(raw) != 1:
         raise DataError(
-            f"{args.raw}: expected one {source.FLAG}*.npz, found {len(raw)}; "
-            "rerun download (dvc repro download)"
+            f"{args.raw}: expected one .npz, found {len(raw)}; this is the download stage's "
+            "output: delete it and rerun download (dvc repro -f download)"
         )
     sp = cfg.split
     with tracking.stage_run("split", cfg.flat()) as run, atomic_dir(args.out) as tmp:
         rng = seeds.numpy_rng(cfg.seed, "split")
         size = cfg.data.image_size  # a raw file of another size fails here, naming both
-        splits = split_raw(raw[0], size, sp.train_per_class, rng, sp.keep_ratio)
+        splits, info = split_parts(
+            raw[0],
+            size,
+            sp.train_per_class,
+            rng,
+            sp.keep_ratio,
+            min_images=sp.min_images,
+            carve_fraction=sp.carve_fraction,
+            carve_seed=seeds.int_seed(cfg.seed, "carve") % 2**32,
+        )
+        for name in info.carved:
+            log.info("%s carved out of train by patient (split.carve_fraction)", name)
+        what = "identical images" if info.by_image else "patients"
+        for pair, n in info.shared.items():
+            if n:
+                log.warning("%s share %d %s (as the source splits them)", pair, n, what)
         counts = {}
         for name, (images, labels) in splits.items():
             save_split(tmp / f"{name}.npz", images, labels)

@@ -85,6 +85,7 @@ def tiny_params() -> dict:
     params["synthesize"].update(batch_size=16, nearest_k=3, kid_subsets=5)
     params["train"].update(width=4, epochs=2, batch_size=16, patience=2, device="cpu")
     params["evaluate"].update(batch_size=16)
+    params["split"].update(min_images=0)  # tiny val and test splits are kept as they are
     return params
 
 
@@ -135,7 +136,8 @@ def make_repo(tmp_path: Path, raw_dir: Path) -> tuple[Path, dict]:
     """A committed git + DVC repo with the real dvc.yaml and code, tiny params and data."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", ".gitignore"):
+    (repo / "data/source").mkdir(parents=True)
+    for name in ("dvc.yaml", ".gitignore", "data/.gitignore", "data/source/README.md"):
         shutil.copy(ROOT / name, repo / name)
     for pkg in ("pneumogan", "stages"):
         shutil.copytree(ROOT / pkg, repo / pkg, ignore=shutil.ignore_patterns("__pycache__"))

@@ -18,6 +18,7 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
         "check_params",
         "download",
         "split",
+        "eda",
         "reference",
         "train_gan",
         "synthesize",

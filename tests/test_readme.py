@@ -33,17 +33,20 @@ def same(value, text: str) -> bool:
         return text == str(value).lower()
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(text) == value
-    return str(value) == text
+    if isinstance(value, list):
+        return text == f"[{', '.join(map(str, value))}]"
+    return str(value) == text.replace("\\|", "|")  # a table cell escapes its pipes
 
 
 def test_params_table_defaults_match_params_yaml():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     section = README.split("## Params")[1].split("\n## ")[0]
-    rows = re.findall(r"^\| (`[^|]+`) \| ([^|]+) \|", section, flags=re.M)
+    rows = re.findall(r"^\| (`[^|]+`) \| ((?:[^|\\]|\\.)+) \|", section, flags=re.M)
     seen = set()
     for keys, default in rows:
         names = re.findall(r"`([\w.]+)`", keys)
-        values = [v.strip() for v in default.split(",")]
+        one = len(names) == 1
+        values = [default.strip()] if one else [v.strip() for v in default.split(",")]
         values = values * len(names) if len(values) == 1 else values
         for name, text in zip(names, values, strict=True):
             node = params

@@ -41,6 +41,8 @@ def test_spawn_keys_are_never_renumbered():
         "train_init": 10,
         "train": 11,
         "evaluate": 12,
+        "carve": 13,
+        "eda": 14,
     }
 
 

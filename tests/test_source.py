@@ -58,7 +58,9 @@ def test_local_copy_with_official_md5(tmp_path, tiny_raw_dir, monkeypatch):
     monkeypatch.setattr(source, "MEDMNIST_CACHE", tiny_raw_dir)
     md5 = source.file_digest(tiny_raw_dir / "pneumoniamnist.npz", "md5")
     real_official = source.official
-    monkeypatch.setattr(source, "official", lambda size: {**real_official(size), "md5": md5})
+    monkeypatch.setattr(
+        source, "official", lambda size, flag=source.FLAG: {**real_official(size, flag), "md5": md5}
+    )
     assert source.fetch(28, tmp_path / "out.npz").official is True
 
 
@@ -105,7 +107,9 @@ def test_download_checks_md5(tmp_path, tiny_raw_dir, monkeypatch):
     src = tiny_raw_dir / "pneumoniamnist.npz"
     md5 = source.file_digest(src, "md5")
     real_official = source.official
-    monkeypatch.setattr(source, "official", lambda size: {**real_official(size), "md5": md5})
+    monkeypatch.setattr(
+        source, "official", lambda size, flag=source.FLAG: {**real_official(size, flag), "md5": md5}
+    )
 
     def fake_download(url, root, filename, md5):
         shutil.copyfile(src, f"{root}/{filename}")

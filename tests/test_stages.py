@@ -102,6 +102,26 @@ def test_split_counts(run_dir):
     assert counts["train"] == {"normal": 12, "pneumonia": 36, "total": 48}
 
 
+def test_eda_summarises_every_split_and_draws_its_figures(run_dir):
+    from PIL import Image
+
+    summary = json.loads((run_dir / "metrics/eda.json").read_text())
+    counts = json.loads((run_dir / "metrics/split.json").read_text())
+    for split, row in summary.items():
+        assert row["total"] == counts[split]["total"]
+        assert row["normal"]["images"] == counts[split]["normal"]
+        assert 0 < row["pneumonia"]["pixel_mean"] < 1
+    assert summary["train"]["minority_to_majority"] == round(12 / 36, 4)
+    bars = (run_dir / "metrics/eda/counts.csv").read_text().splitlines()
+    assert bars[0] == "group,images" and "train normal,12" in bars and len(bars) == 7
+    hist = np.genfromtxt(run_dir / "metrics/eda/intensity.csv", delimiter=",", names=True)
+    assert len(hist) == tiny_params()["eda"]["bins"]
+    for col in hist.dtype.names[1:]:
+        assert abs(hist[col].sum() - 1) < 1e-4, col  # each a distribution
+    for name in ("intensity", "samples", "sizes"):
+        assert Image.open(run_dir / f"metrics/eda/{name}.png").size[0] > 200
+
+
 def test_gan_outputs(run_dir):
     losses = (run_dir / "metrics/gan/losses.csv").read_text().splitlines()
     assert losses[0] == "epoch,loss_d,loss_g,d_real,d_fake" and len(losses) == 3

@@ -1,0 +1,70 @@
+"""Stage eda: per split and class, counts, pixel intensities, sample grids and original sizes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from pneumogan import stage
+from pneumogan.params import load_slice
+
+log = logging.getLogger("pneumogan.eda")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = stage.parser(__doc__)
+    p.add_argument("--raw", type=Path, required=True, help="directory written by download")
+    p.add_argument("--split", type=Path, required=True, help="directory written by split")
+    p.add_argument("--out", type=Path, required=True, help="directory for the figures and tables")
+    p.add_argument("--metrics", type=Path, required=True, help="the summary (json)")
+    args = p.parse_args(argv)
+    cfg = load_slice(args.params, "eda")
+
+    from pneumogan import eda, seeds, tracking
+    from pneumogan.contract import SPLITS, load_split, read_arrays
+    from pneumogan.errors import DataError
+    from pneumogan.files import write_json
+
+    size = cfg.data.image_size
+    try:
+        classes = json.loads((args.raw / "provenance.json").read_text())["classes"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(
+            f"{args.raw / 'provenance.json'}: no class names ({type(err).__name__}); this is the "
+            "download stage's output: rerun it (dvc repro -f download)"
+        ) from None
+    splits = {s: load_split(args.split / f"{s}.npz", size=size) for s in SPLITS}
+    (raw_file,) = sorted(args.raw.glob("*.npz")) or [None]
+    if raw_file is None:
+        raise DataError(f"{args.raw}: no raw .npz; rerun download (dvc repro -f download)")
+    raw = read_arrays(raw_file)
+    with tracking.stage_run("eda", cfg.flat()) as run:
+        summary = eda.summary(splits, classes)
+        write_json(args.metrics, summary)
+        eda.write_csv(args.out / "counts.csv", eda.counts_table(splits, classes))
+        table = eda.intensity_table(splits, cfg.eda.bins)
+        eda.write_csv(args.out / "intensity.csv", table)
+        eda.intensity_figure(args.out / "intensity.png", table, classes)
+        rng = seeds.numpy_rng(cfg.seed, "eda")
+        eda.samples_figure(
+            args.out / "samples.png", splits, classes, cfg.eda.samples_per_class, rng
+        )
+        eda.sizes_figure(args.out / "sizes.png", raw, classes, size)
+        run.log_metrics(
+            {f"{s}_minority_to_majority": row["minority_to_majority"] for s, row in summary.items()}
+        )
+        run.log_artifact(args.metrics)
+        run.log_artifact(args.out)
+        for s, row in summary.items():
+            log.info(
+                "%-5s %s",
+                s,
+                ", ".join(f"{c} {row[c]['images']}" for c in classes)
+                + f" (ratio {row['minority_to_majority']:.3f})",
+            )
+
+
+if __name__ == "__main__":
+    stage.run(main)
