@@ -10,5 +10,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
 METHODS = ("gan", "oversample", "none")  # fuse.method: what fills the minority class
 GAN_VARIANTS = ("dcgan", "sn_hinge")  # gan.variant
 GAN_VARIANT_NAMES = {"dcgan": "DCGAN", "sn_hinge": "spectral-norm D + hinge loss"}  # for people
-ARCHS = ("resnet_small", "resnet18", "resnet34")  # train.arch
+BACKBONES = ("densenet121", "resnet50", "vgg16")  # ImageNet backbones (pretrained weights)
+ARCHS = ("resnet_small", "resnet18", "resnet34", *BACKBONES)  # train.arch
 LABELS = {0: "normal", 1: "pneumonia"}  # label value -> class name

@@ -57,12 +57,13 @@ def train_classifier(
     s = settings
     transform = ImageTransform(size=net.size)
     # channels-last convolutions run about a quarter faster on CPU (and on recent GPUs)
-    model = build(net).to(device, memory_format=torch.channels_last)
+    model = build(net, fetch_weights=True).to(device, memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
     x_all, y_all = transform.encode(train[0]), torch.from_numpy(train[1]).float()
     n = x_all.shape[0]
     steps = s.epochs * math.ceil(n / s.batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # the head only when frozen
+    opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=s.lr, total_steps=steps, pct_start=s.warmup_fraction
     )

@@ -21,6 +21,8 @@ def cam_layer(model: nn.Module) -> nn.Module:
         return model.stages[-1]
     if hasattr(model, "net") and hasattr(model.net, "layer4"):  # torchvision ResNets
         return model.net.layer4
+    if hasattr(model, "net") and hasattr(model.net, "features"):  # DenseNet121, VGG16
+        return model.net.features
     raise ValueError(f"no Grad-CAM layer known for {type(model).__name__}")
 
 

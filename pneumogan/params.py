@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pneumogan.choices import ARCHS, DEVICES, FITS, GAN_VARIANTS, METHODS, SIZES, SOURCES
+from pneumogan.choices import ARCHS, BACKBONES, DEVICES, FITS, GAN_VARIANTS, METHODS, SIZES, SOURCES
 from pneumogan.errors import ParamsError
 
 __all__ = ["Params", "ParamsError", "load_params", "load_slice", "stage_slice"]
@@ -104,6 +104,9 @@ class FuseParams:
 @dataclass(frozen=True)
 class TrainParams:
     arch: Literal[ARCHS]
+    pretrained: bool
+    freeze: bool
+    input_size: int | None = field(metadata=_rng(16, 512))
     width: int = _pos()
     epochs: int = _pos()
     batch_size: int = _pos()
@@ -114,6 +117,18 @@ class TrainParams:
     max_shift: float = field(metadata=_rng(0.0, 0.5))
     max_rotate: float = field(metadata=_rng(0.0, 180.0))
     device: Device
+
+    def __post_init__(self) -> None:
+        if self.pretrained and self.arch not in BACKBONES:
+            raise ParamsError(
+                f"train.pretrained = true: {self.arch} has no ImageNet weights; "
+                f"train.arch must be one of {list(BACKBONES)}"
+            )
+        if self.freeze and not self.pretrained:
+            raise ParamsError(
+                "train.freeze = true trains only the head, on a backbone that must have been "
+                "trained already: set train.pretrained: true too"
+            )
 
 
 @dataclass(frozen=True)

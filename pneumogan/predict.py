@@ -41,7 +41,7 @@ def load_classifier(path: Path, producer: str = "train") -> Classifier:
     """Rebuild a classifier from its checkpoint; `producer` is the stage that writes it."""
     tensors, meta = load_checkpoint(path, KIND, producer)
     try:
-        cfg = ClassifierConfig(**meta["config"])
+        cfg = ClassifierConfig.from_dict(meta["config"])
         model = build(cfg)
         model.load_state_dict(tensors)
         transform = ImageTransform.from_dict(meta["transform"])

@@ -29,7 +29,9 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
     tp = cfg.train
     train = load_split(args.train)
     val = load_split(args.val, size=train[0].shape[1])
-    net = ClassifierConfig(arch=tp.arch, size=train[0].shape[1], width=tp.width)
+    net = ClassifierConfig.for_arch(
+        tp.arch, train[0].shape[1], tp.width, tp.input_size, tp.pretrained, tp.freeze
+    )
     settings = TrainSettings(
         epochs=tp.epochs,
         batch_size=tp.batch_size,
@@ -43,10 +45,16 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
     )
     device = pick_device(tp.device, "train.device")
     log.info(
-        "%s on %d images (%d px), validating on %d, mixup α=%g, %s",
+        "%s%s on %d images (%d px, seen at %d), validating on %d, mixup α=%g, %s",
         tp.arch,
+        " (ImageNet weights, frozen)"
+        if tp.freeze
+        else " (ImageNet weights)"
+        if tp.pretrained
+        else "",
         len(train[1]),
         net.size,
+        net.side,
         len(val[1]),
         cfg.mixup,
         device,

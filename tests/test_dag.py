@@ -94,7 +94,7 @@ def test_editing_a_figure_reruns_no_training(repo):
     figures.write_text(before.replace("fontsize=7)", "fontsize=8)"))
     try:
         changed = set(json.loads(sh([*DVC, "status", "--json"], repo, env)))
-        assert changed == {"evaluate", "explain"}
+        assert changed == {"eda", "evaluate", "explain"}
     finally:
         figures.write_text(before)
 

@@ -67,6 +67,21 @@ def test_every_knob_has_a_comment():
         (lambda p: p.update(gan=[1, 2]), "params.gan: expected a mapping"),
         (lambda p: p.update(study="has space"), "params.study = 'has space': must match"),
         (lambda p: p["evaluate"].update(bootstrap_resamples=10), "allowed [100, inf]"),
+        (lambda p: p["data"].update(source="s3"), "params.data.source = 's3': must be one of"),
+        (lambda p: p["data"].update(classes=["NORMAL"]), "data.classes = ['NORMAL']: expected a"),
+        (lambda p: p["data"].update(classes=["A", 2]), "params.data.classes[1] = 2: expected str"),
+        (lambda p: p["data"].update(patient_pattern="(x"), "not a regular expression"),
+        (lambda p: p["data"].update(fit="stretch"), "must be one of ['crop', 'pad']"),
+        (lambda p: p["split"].update(carve_fraction=0.9), "allowed (0.0, 0.5]"),
+        (lambda p: p["train"].update(input_size=8), "train.input_size = 8: out of range"),
+        (
+            lambda p: p["train"].update(pretrained=True),
+            "resnet_small has no ImageNet weights; train.arch must be one of ['densenet121'",
+        ),
+        (
+            lambda p: p["train"].update(arch="vgg16", freeze=True),
+            "train.freeze = true trains only the head",
+        ),
     ],
 )
 def test_bad_params_name_file_key_value_and_range(tmp_path, edit, expected):

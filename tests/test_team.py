@@ -128,7 +128,7 @@ def test_queued_experiments_log_to_an_mlflow_server_on_postgresql(tmp_path, tiny
         experiment = client.get_experiment_by_name("pneumogan")
         runs = client.search_runs([experiment.experiment_id], max_results=1000)
         stages = {
-            "download", "split", "reference", "train_gan", "synthesize", "fuse", "train",
+            "download", "split", "eda", "reference", "train_gan", "synthesize", "fuse", "train",
             "evaluate", "explain", "export",
         }  # fmt: skip
         for name in ("s1", "s2"):
