@@ -8,8 +8,13 @@ SOURCES = ("medmnist", "folder")  # data.source: a MedMNIST file, or a tree of i
 FITS = ("crop", "pad")  # data.fit: how a folder image is made square before resizing
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
 METHODS = ("gan", "oversample", "none")  # fuse.method: what fills the minority class
-GAN_VARIANTS = ("dcgan", "sn_hinge")  # gan.variant
-GAN_VARIANT_NAMES = {"dcgan": "DCGAN", "sn_hinge": "spectral-norm D + hinge loss"}  # for people
+GAN_VARIANTS = ("dcgan", "sn_hinge", "resnet_sn")  # gan.variant
+GAN_VARIANT_NAMES = {  # for people
+    "dcgan": "DCGAN",
+    "sn_hinge": "spectral-norm D + hinge loss",
+    "resnet_sn": "SNGAN ResNet (residual G, spectral-norm residual D, hinge loss)",
+}
+HINGE_VARIANTS = ("sn_hinge", "resnet_sn")  # trained with the hinge loss
 BACKBONES = ("densenet121", "resnet50", "vgg16")  # ImageNet backbones (pretrained weights)
 ARCHS = ("resnet_small", "resnet18", "resnet34", *BACKBONES)  # train.arch
 LABELS = {0: "normal", 1: "pneumonia"}  # label value -> class name

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from pneumogan.choices import HINGE_VARIANTS
 from pneumogan.gan_nets import Discriminator, GanConfig, Generator
 from pneumogan.progress import progress
 from pneumogan.transforms import ImageTransform
@@ -29,7 +30,7 @@ class GanSettings:
 
 
 def d_loss(variant: str, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
-    if variant == "sn_hinge":
+    if variant in HINGE_VARIANTS:
         return F.relu(1 - logit_real).mean() + F.relu(1 + logit_fake).mean()
     return F.binary_cross_entropy_with_logits(
         logit_real, torch.ones_like(logit_real)
@@ -37,7 +38,7 @@ def d_loss(variant: str, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> 
 
 
 def g_loss(variant: str, logit_gen: torch.Tensor) -> torch.Tensor:
-    if variant == "sn_hinge":
+    if variant in HINGE_VARIANTS:
         return -logit_gen.mean()
     return F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
 

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from pneumogan.choices import GAN_VARIANTS
-from pneumogan.gan_nets import Discriminator, GanConfig, Generator, levels
+from pneumogan.gan_nets import (
+    Discriminator,
+    GanConfig,
+    Generator,
+    ResBlockDown,
+    ResBlockUp,
+    levels,
+)
 from pneumogan.gan_train import BestKeeper, GanSettings, d_loss, g_loss, train_gan
 from tests.conftest import make_images
 
@@ -69,14 +76,28 @@ def test_variants_differ_where_they_should():
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in dc.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in sn.modules())
     assert sum(torch.nn.utils.parametrize.is_parametrized(m) for m in sn.modules()) == 3
+    res_g = Generator(GanConfig(28, 8, 4, "resnet_sn"))
+    res_d = Discriminator(GanConfig(28, 8, 4, "resnet_sn"))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in res_g.modules())
+    assert sum(isinstance(m, ResBlockUp) for m in res_g.modules()) == 2  # 7 -> 14 -> 28
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in res_d.modules())
+    # two residual blocks of three convolutions each, and the final linear layer
+    assert sum(torch.nn.utils.parametrize.is_parametrized(m) for m in res_d.modules()) == 7
     with pytest.raises(ValueError, match="GAN variant 'wgan'"):
         Discriminator(GanConfig(28, 8, 4, "wgan"))
+
+
+def test_resnet_blocks_double_and_halve_the_side():
+    x = torch.randn(2, 4, 7, 7)
+    assert ResBlockUp(4, 2)(x).shape == (2, 2, 14, 14)
+    assert ResBlockDown(4, 8, first=False)(x[..., :6, :6]).shape == (2, 8, 3, 3)
 
 
 def test_losses():
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
     assert d_loss("sn_hinge", real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
     assert g_loss("sn_hinge", fake).item() == pytest.approx(1.0)
+    assert d_loss("resnet_sn", real, fake).item() == d_loss("sn_hinge", real, fake).item()
     sp = torch.nn.functional.softplus  # BCE with logits: -log σ(x) = softplus(-x)
     expected_d = sp(-real).mean() + sp(fake).mean()
     assert d_loss("dcgan", real, fake).item() == pytest.approx(expected_d.item())
