@@ -13,7 +13,6 @@ import pandas as pd
 
 from pneumogan.contract import SPLITS
 from pneumogan.figures import new_figure, save_figure
-from pneumogan.files import atomic_path
 
 
 def summary(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str]) -> dict:
@@ -51,21 +50,16 @@ def intensity_table(splits: dict, bins: int) -> pd.DataFrame:
     Columns are named by label, not class name, so dvc.yaml's plot names them for any source.
     """
     edges = np.linspace(0, 256, bins + 1)
-    table = {"intensity": np.round((edges[:-1] + edges[1:]) / 2, 2)}
+    table = {"intensity": (edges[:-1] + edges[1:]) / 2}
     for split, (images, labels) in splits.items():
         for k in (0, 1):
             hist, _ = np.histogram(images[labels == k], bins=edges)
-            table[column(split, k)] = np.round(hist / max(hist.sum(), 1), 6)
+            table[column(split, k)] = hist / max(hist.sum(), 1)
     return pd.DataFrame(table)
 
 
 def column(split: str, label: int) -> str:
     return f"{split}_class{label}"
-
-
-def write_csv(path: Path, table: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n")
 
 
 def samples_figure(

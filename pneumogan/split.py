@@ -54,6 +54,17 @@ def cap_per_class(
     return np.sort(np.concatenate(keep))
 
 
+def find_raw(directory: Path) -> Path:
+    """The one npz the download stage wrote into `directory`."""
+    found = sorted(Path(directory).glob("*.npz"))
+    if len(found) != 1:
+        raise DataError(
+            f"{directory}: expected one .npz, found {len(found)}; this is the download stage's "
+            "output: delete it and rerun download (dvc repro -f download)"
+        )
+    return found[0]
+
+
 IMAGE_ID = "image:"  # prefix of the ids of a source without patients: one per distinct image
 
 

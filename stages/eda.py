@@ -25,7 +25,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from pneumogan import eda, seeds, tracking
     from pneumogan.contract import SPLITS, load_split, read_arrays
     from pneumogan.errors import DataError
-    from pneumogan.files import write_json
+    from pneumogan.files import write_json, write_table
+    from pneumogan.split import find_raw
 
     size = cfg.data.image_size
     try:
@@ -36,16 +37,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             "download stage's output: rerun it (dvc repro -f download)"
         ) from None
     splits = {s: load_split(args.split / f"{s}.npz", size=size) for s in SPLITS}
-    (raw_file,) = sorted(args.raw.glob("*.npz")) or [None]
-    if raw_file is None:
-        raise DataError(f"{args.raw}: no raw .npz; rerun download (dvc repro -f download)")
-    raw = read_arrays(raw_file)
+    raw = read_arrays(find_raw(args.raw))
     with tracking.stage_run("eda", cfg.flat()) as run:
         summary = eda.summary(splits, classes)
         write_json(args.metrics, summary)
-        eda.write_csv(args.out / "counts.csv", eda.counts_table(splits, classes))
+        write_table(args.out / "counts.csv", eda.counts_table(splits, classes))
         table = eda.intensity_table(splits, cfg.eda.bins)
-        eda.write_csv(args.out / "intensity.csv", table)
+        write_table(args.out / "intensity.csv", table)
         eda.intensity_figure(args.out / "intensity.png", table, classes)
         rng = seeds.numpy_rng(cfg.seed, "eda")
         eda.samples_figure(

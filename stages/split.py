@@ -9,10 +9,9 @@ from pathlib import Path
 from pneumogan import seeds, stage, tracking
 from pneumogan.balance import class_counts
 from pneumogan.contract import save_split
-from pneumogan.errors import DataError
 from pneumogan.files import atomic_dir, write_json
 from pneumogan.params import load_slice
-from pneumogan.split import split_parts
+from pneumogan.split import find_raw, split_parts
 
 log = logging.getLogger("pneumogan.split")
 
@@ -24,18 +23,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--metrics", type=Path, required=True, help="class counts per split (json)")
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "split")
-    raw = sorted(args.raw.glob("*.npz"))
-    if len(raw) != 1:
-        raise DataError(
-            f"{args.raw}: expected one .npz, found {len(raw)}; this is the download stage's "
-            "output: delete it and rerun download (dvc repro -f download)"
-        )
     sp = cfg.split
     with tracking.stage_run("split", cfg.flat()) as run, atomic_dir(args.out) as tmp:
         rng = seeds.numpy_rng(cfg.seed, "split")
         size = cfg.data.image_size  # a raw file of another size fails here, naming both
         splits, info = split_parts(
-            raw[0],
+            find_raw(args.raw),
             size,
             sp.train_per_class,
             rng,
