@@ -7,13 +7,15 @@ SIZES = (28, 64, 128, 224)  # MedMNIST's official image sides
 SOURCES = ("medmnist", "folder")  # data.source: a MedMNIST file, or a tree of image files
 FITS = ("crop", "pad")  # data.fit: how a folder image is made square before resizing
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
-METHODS = ("gan", "oversample", "none")  # fuse.method: what fills the minority class
+# fuse.method: what fills the minority class (weighted: nothing, its loss is weighted up instead)
+METHODS = ("gan", "oversample", "none", "weighted")
 GAN_VARIANTS = ("dcgan", "sn_hinge", "resnet_sn")  # gan.variant
 GAN_VARIANT_NAMES = {  # for people
     "dcgan": "DCGAN",
     "sn_hinge": "spectral-norm D + hinge loss",
     "resnet_sn": "SNGAN ResNet (residual G, spectral-norm residual D, hinge loss)",
 }
+DIFFAUGMENT = ("color", "translation", "cutout")  # gan.diffaugment policies (Zhao et al., 2020)
 HINGE_VARIANTS = ("sn_hinge", "resnet_sn")  # trained with the hinge loss
 BACKBONES = ("densenet121", "resnet50", "vgg16")  # ImageNet backbones (pretrained weights)
 ARCHS = ("resnet_small", "resnet18", "resnet34", *BACKBONES)  # train.arch

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -45,6 +45,7 @@ class ClassifierConfig:
     std: tuple[float, ...] | None = None
     pretrained: bool = False  # started from ImageNet weights
     freeze: bool = False  # only the head was trained
+    members: int = 1  # > 1: an ensemble of that many such networks, P(pneumonia) averaged
 
     @classmethod
     def for_arch(
@@ -55,15 +56,25 @@ class ClassifierConfig:
         input_size: int | None = None,
         pretrained: bool = False,
         freeze: bool = False,
+        members: int = 1,
     ) -> ClassifierConfig:
         """The config of `arch`, with the channels and normalisation it needs."""
         if arch in BACKBONES:
             return cls(
-                arch, size, width, input_size, 3, IMAGENET_MEAN, IMAGENET_STD, pretrained, freeze
+                arch,
+                size,
+                width,
+                input_size,
+                3,
+                IMAGENET_MEAN,
+                IMAGENET_STD,
+                pretrained,
+                freeze,
+                members,
             )
         if pretrained or freeze:
             raise ValueError(f"{arch} has no pretrained weights; those are {list(BACKBONES)}")
-        return cls(arch, size, width, input_size)
+        return cls(arch, size, width, input_size, members=members)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ClassifierConfig:
@@ -72,6 +83,10 @@ class ClassifierConfig:
             if raw.get(key) is not None:
                 raw[key] = tuple(raw[key])
         return cls(**raw)
+
+    def member(self) -> ClassifierConfig:
+        """The config of one network of the ensemble (itself when `members` is 1)."""
+        return replace(self, members=1)
 
     @property
     def side(self) -> int:
@@ -260,6 +275,27 @@ class Backbone(nn.Module):
         return self.head(self.features(x)).view(-1)
 
 
+class Ensemble(nn.Module):
+    """Networks trained from different seeds; the logit of their mean P(pneumonia).
+
+    Averaging probabilities, not logits, keeps one overconfident member from deciding alone.
+    The logit of the mean is computed in log space (logsumexp of log-sigmoids), so it stays
+    exact for confident members where sigmoid rounds to 0 or 1.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' pooled features side by side."""
+        return torch.cat([m.features(x) for m in self.members], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.stack([m(x) for m in self.members])
+        return torch.logsumexp(F.logsigmoid(z), 0) - torch.logsumexp(F.logsigmoid(-z), 0)
+
+
 REGISTRY: dict[str, Callable[[ClassifierConfig], nn.Module]] = {
     "resnet_small": SmallResNet,
     "resnet18": TorchvisionResNet,
@@ -281,6 +317,10 @@ def build(cfg: ClassifierConfig, *, fetch_weights: bool = False) -> nn.Module:
         factory = REGISTRY[cfg.arch]
     except KeyError:
         raise ValueError(f"unknown classifier arch {cfg.arch!r}; known: {list(REGISTRY)}") from None
+    if cfg.members > 1:
+        return Ensemble(
+            [build(cfg.member(), fetch_weights=fetch_weights) for _ in range(cfg.members)]
+        )
     if factory is Backbone:
         return Backbone(cfg, fetch_weights)
     return factory(cfg)

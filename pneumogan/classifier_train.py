@@ -1,4 +1,5 @@
-"""The classifier's training loop: AdamW, one-cycle schedule, augmentation, mixup, early stop."""
+"""The classifier's training loop: AdamW, one-cycle schedule, augmentation, mixup, weight
+averaging (EMA), early stop."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pneumogan.augment import augment, mixup
-from pneumogan.classifier_nets import ClassifierConfig, build
+from pneumogan.classifier_nets import ClassifierConfig, Ensemble, build
 from pneumogan.predict import Classifier, predict_proba
 from pneumogan.progress import progress
 from pneumogan.transforms import ImageTransform
@@ -32,6 +34,9 @@ class TrainSettings:
     max_shift: float
     max_rotate: float
     mixup: float  # α of Beta(α, α); 0 is off
+    max_zoom: float = 0.0
+    contrast: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 is off
 
 
 def _bce(p: np.ndarray, y: np.ndarray) -> float:
@@ -48,18 +53,56 @@ def train_classifier(
     rng: np.random.Generator,
     device: torch.device,
     on_epoch: Callable[[int, dict[str, float]], None] = lambda e, m: None,
-) -> tuple[Classifier, dict[str, float]]:
+    weights: np.ndarray | None = None,
+) -> tuple[Classifier, dict]:
     """Train `net` on `train`; return the weights of the epoch with the best validation AUC.
 
     All randomness (batch order, augmentation, mixup) comes from `rng`; weights are
-    initialised from torch's global generator (seeded by the stage).
+    initialised from torch's global generator (seeded by the stage). An ensemble
+    (`net.members` > 1) trains its members one after the other, each with its own early stop,
+    drawing on from the same streams (so its first member is the network `members: 1` trains);
+    `on_epoch` then sees the epochs numbered on across members, with the member in the stats.
+    `weights` (one per training image) weight each image's loss; mixup mixes them as it mixes
+    the labels.
     """
-    s = settings
+    if net.members == 1:
+        model, summary = _train_one(train, val, net, settings, rng, device, on_epoch, weights)
+        return Classifier(model, net, ImageTransform(size=net.size), dict(summary)), summary
+    members, summary, offset = [], {}, 0
+    for k in range(1, net.members + 1):
+
+        def seen(epoch: int, stats: dict[str, float], k: int = k, offset: int = offset) -> None:
+            on_epoch(offset + epoch, {**stats, "member": k})
+
+        model, summary[f"member{k}"] = _train_one(
+            train, val, net.member(), settings, rng, device, seen, weights
+        )
+        members.append(model)
+        offset += summary[f"member{k}"]["epochs_run"]
+    clf = Classifier(Ensemble(members).eval(), net, ImageTransform(size=net.size), {})
+    p_val = predict_proba(clf, val[0], batch_size=settings.batch_size)
+    summary = {"best_val_auc": float(roc_auc_score(val[1], p_val)), "epochs_run": offset, **summary}
+    clf.info.update(summary)
+    return clf, summary
+
+
+def _train_one(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    net: ClassifierConfig,
+    s: TrainSettings,
+    rng: np.random.Generator,
+    device: torch.device,
+    on_epoch: Callable[[int, dict[str, float]], None],
+    weights: np.ndarray | None,
+) -> tuple[torch.nn.Module, dict[str, float]]:
+    """One network: its best-validation-AUC weights (on the CPU, in eval mode) and summary."""
     transform = ImageTransform(size=net.size)
     # channels-last convolutions run about a quarter faster on CPU (and on recent GPUs)
     model = build(net, fetch_weights=True).to(device, memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
     x_all, y_all = transform.encode(train[0]), torch.from_numpy(train[1]).float()
+    w_all = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
     n = x_all.shape[0]
     steps = s.epochs * math.ceil(n / s.batch_size)
     trainable = [p for p in model.parameters() if p.requires_grad]  # the head only when frozen
@@ -67,9 +110,17 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=s.lr, total_steps=steps, pct_start=s.warmup_fraction
     )
-    clf = Classifier(model, net, transform, {})
+    # With `ema`, validation and the checkpoint use the moving average of the weights (batch-norm
+    # statistics averaged too), which follows the trained weights with a lag of ~1/(1 − ema) steps.
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(s.ema), use_buffers=True)
+        if s.ema
+        else None
+    )
+    kept = ema.module if ema is not None else model
+    clf = Classifier(kept, net, transform, {})
     best = {"epoch": 0, "val_auc": -1.0}
-    best_state = copy.deepcopy(model.state_dict())
+    best_state = copy.deepcopy(kept.state_dict())
     bar = progress(range(1, s.epochs + 1), desc="train", unit="epoch")
     for epoch in bar:
         model.train()
@@ -77,14 +128,29 @@ def train_classifier(
         perm = torch.randperm(n, generator=generator)
         for i in range(0, n, s.batch_size):
             idx = perm[i : i + s.batch_size]
-            x = augment(x_all[idx], s.max_shift, s.max_rotate, generator)
+            x = augment(
+                x_all[idx],
+                s.max_shift,
+                s.max_rotate,
+                generator,
+                max_zoom=s.max_zoom,
+                contrast=s.contrast,
+            )
             x = x.to(device, memory_format=torch.channels_last)
-            x, y = mixup(x, y_all[idx].to(device), s.mixup, rng, generator)
-            loss = F.binary_cross_entropy_with_logits(model(x), y)
+            if w_all is None:
+                x, y = mixup(x, y_all[idx].to(device), s.mixup, rng, generator)
+                loss = F.binary_cross_entropy_with_logits(model(x), y)
+            else:  # labels and weights mixed by the same λ and pairs
+                x, yw = mixup(
+                    x, torch.stack([y_all[idx], w_all[idx]], 1).to(device), s.mixup, rng, generator
+                )
+                loss = F.binary_cross_entropy_with_logits(model(x), yw[:, 0], weight=yw[:, 1])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += loss.item() * idx.shape[0]
         p_val = predict_proba(clf, val[0], batch_size=s.batch_size, device=device)
         stats = {
@@ -97,10 +163,9 @@ def train_classifier(
         on_epoch(epoch, stats)
         if stats["val_auc"] > best["val_auc"]:
             best = {"epoch": epoch, "val_auc": stats["val_auc"]}
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(kept.state_dict())
         elif epoch - best["epoch"] >= s.patience:
             break
-    model.load_state_dict(best_state)
+    kept.load_state_dict(best_state)
     summary = {"best_epoch": best["epoch"], "best_val_auc": best["val_auc"], "epochs_run": epoch}
-    model.cpu().eval()
-    return Classifier(model, net, transform, dict(summary)), summary
+    return kept.cpu().eval(), summary

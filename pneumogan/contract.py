@@ -81,9 +81,29 @@ def validate_split(
         )
 
 
-def save_split(path: str | Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write one split in the project's format: images uint8 N×H×W, labels int64 N."""
-    write_arrays(path, images=images.astype(np.uint8), labels=labels.astype(np.int64))
+def save_split(
+    path: str | Path, images: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> None:
+    """Write one split in the project's format: images uint8 N×H×W, labels int64 N, and for a
+    class-weighted training set `weights` float32 N (each image's weight in the loss)."""
+    arrays = {"images": images.astype(np.uint8), "labels": labels.astype(np.int64)}
+    if weights is not None:
+        arrays["weights"] = weights.astype(np.float32)
+    write_arrays(path, **arrays)
+
+
+def load_weights(path: str | Path) -> np.ndarray | None:
+    """The per-image loss weights of a training set, or None when it has none (all equal)."""
+    arrays = read_arrays(path)
+    if "weights" not in arrays:
+        return None
+    w, n = arrays["weights"], arrays["labels"].shape[0]
+    if w.shape != (n,) or w.dtype.kind != "f" or not np.isfinite(w).all() or (w <= 0).any():
+        raise DataError(
+            f"{path}: weights must be {n} positive finite floats, one per image; got "
+            f"{w.dtype} {w.shape}. Rerun the stage that writes it (dvc repro -f fuse)."
+        )
+    return w
 
 
 def load_split(

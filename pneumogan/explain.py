@@ -15,6 +15,13 @@ from torch import nn
 from pneumogan.predict import Classifier
 
 
+def cam_layers(model: nn.Module) -> list[nn.Module]:
+    """The layer of each network of an ensemble (the one layer of a single network)."""
+    if hasattr(model, "members"):  # Ensemble
+        return [cam_layer(m) for m in model.members]
+    return [cam_layer(model)]
+
+
 def cam_layer(model: nn.Module) -> nn.Module:
     """The layer whose activations the map is computed on, for each registered network."""
     if hasattr(model, "stages"):  # SmallResNet
@@ -32,9 +39,12 @@ def gradcam(clf: Classifier, images: np.ndarray) -> np.ndarray:
 
     model = clf.model.eval()
     x = clf.transform.encode(images).requires_grad_(True)
-    method = LayerGradCam(lambda t: model(t).unsqueeze(1), cam_layer(model))
-    maps = method.attribute(x, target=0, relu_attributions=True)
-    maps = LayerAttribution.interpolate(maps, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    maps = 0
+    for layer in cam_layers(model):  # an ensemble: the mean of the maps at each member's layer
+        method = LayerGradCam(lambda t: model(t).unsqueeze(1), layer)
+        layer_maps = method.attribute(x, target=0, relu_attributions=True)
+        size = tuple(x.shape[-2:])
+        maps = maps + LayerAttribution.interpolate(layer_maps, size, interpolate_mode="bilinear")
     maps = maps.detach().clamp(min=0).squeeze(1)
     top = maps.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)
     return (maps / top).cpu().numpy().astype(np.float32)

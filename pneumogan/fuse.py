@@ -21,7 +21,7 @@ def fuse(
     images, labels = train
     minority = minority_class(labels)
     need = n_missing(labels, target_ratio)
-    if method == "none":
+    if method in ("none", "weighted"):
         extra = images[:0]
     elif method == "oversample":
         extra = images[rng.choice(np.flatnonzero(labels == minority), size=need, replace=True)]
@@ -46,4 +46,23 @@ def fuse(
         "total": int(fused_labels.shape[0]),
         "ratio": round(float(counts.min() / counts.max()), 4),
     }
+    if method == "weighted":
+        per_class = class_weights(labels, target_ratio)
+        composition["minority_weight"] = round(float(per_class[minority]), 6)
+        composition["majority_weight"] = round(float(per_class[1 - minority]), 6)
     return fused_images, fused_labels, composition
+
+
+def class_weights(labels: np.ndarray, target_ratio: float) -> np.ndarray:
+    """Loss weight of each class (index = label): the minority's images together weigh
+    `target_ratio` times the majority's, and the mean weight per image is 1."""
+    counts = class_counts(labels).astype(np.float64)
+    minority = minority_class(labels)
+    per_class = np.ones(2)
+    per_class[minority] = target_ratio * counts[1 - minority] / counts[minority]
+    return per_class * counts.sum() / (per_class * counts).sum()
+
+
+def image_weights(labels: np.ndarray, target_ratio: float) -> np.ndarray:
+    """Each image's loss weight under `class_weights`."""
+    return class_weights(labels, target_ratio)[labels].astype(np.float32)

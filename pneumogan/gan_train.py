@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from pneumogan.choices import HINGE_VARIANTS
+from pneumogan.diffaugment import diff_augment
 from pneumogan.gan_nets import Discriminator, GanConfig, Generator
 from pneumogan.progress import progress
 from pneumogan.transforms import ImageTransform
@@ -27,6 +28,7 @@ class GanSettings:
     beta1: float
     sample_every: int  # epochs between fixed-noise sample grids (and the last epoch)
     eval_every: int  # epochs between held-out scores (and the last epoch)
+    diffaugment: tuple[str, ...] = ()  # DiffAugment policies applied to all D inputs; () is off
 
 
 def d_loss(variant: str, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
@@ -87,6 +89,10 @@ def train_gan(
     real_all = ImageTransform(size=cfg.size).encode(images)
     n = real_all.shape[0]
     best = BestKeeper()
+
+    def aug(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, s.diffaugment, generator) if s.diffaugment else x
+
     bar = progress(range(1, s.epochs + 1), desc="train_gan", unit="epoch")
     for epoch in bar:
         G.train()
@@ -98,12 +104,12 @@ def train_gan(
             real = real_all[idx].to(device)
             z = torch.randn(real.shape[0], cfg.latent_dim, generator=generator).to(device)
             fake = G(z)
-            logit_real, logit_fake = D(real), D(fake.detach())
+            logit_real, logit_fake = D(aug(real)), D(aug(fake.detach()))
             loss_d = d_loss(cfg.variant, logit_real, logit_fake)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            loss_g = g_loss(cfg.variant, D(fake))
+            loss_g = g_loss(cfg.variant, D(aug(fake)))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()

@@ -8,6 +8,32 @@ from typing import Any
 from pneumogan.choices import GAN_VARIANT_NAMES
 
 
+def _training(train: dict, tp: dict) -> str:
+    """How long it trained and what it kept, for one network or an ensemble."""
+    if tp.get("ensemble", 1) == 1:
+        return (
+            f"Trained {train['epochs_run']} epochs (kept epoch {train['best_epoch']}, validation "
+            f"AUC {train['best_val_auc']:.4f})"
+        )
+    kept = ", ".join(str(train[f"member{k}"]["best_epoch"]) for k in range(1, tp["ensemble"] + 1))
+    return (
+        f"An ensemble of {tp['ensemble']} networks trained one after another from the seed "
+        f"(mean P(pneumonia)); kept epochs {kept}, validation AUC {train['best_val_auc']:.4f} "
+        "together. Each was trained"
+    )
+
+
+def _extra_augmentation(tp: dict) -> str:
+    parts = []
+    if tp.get("max_zoom"):
+        parts.append(f"zoom up to ±{tp['max_zoom']:g}")
+    if tp.get("contrast"):
+        parts.append(f"contrast and brightness up to ±{tp['contrast']:g}")
+    if tp.get("ema"):
+        parts.append(f"weights averaged (EMA, decay {tp['ema']:g})")
+    return "".join(f", {p}" for p in parts)
+
+
 def _ratio(counts: dict[str, int]) -> str:
     return f"1 : {counts['pneumonia'] / counts['normal']:.1f}"
 
@@ -43,6 +69,9 @@ def render(
         f"{GAN_VARIANT_NAMES[params['gan']['variant']]} trained on the real ones",
         "oversample": f"{fuse['oversampled']} repeated real normal images",
         "none": "no added images",
+        "weighted": "no added images; in the loss each normal image weighs "
+        f"{fuse.get('minority_weight', float('nan')):.3g} and each pneumonia image "
+        f"{fuse.get('majority_weight', float('nan')):.3g}",
     }[method]
     tr, va, te = split["train"], split["val"], split["test"]
     rows = [
@@ -77,9 +106,9 @@ def render(
         "",
         f"- `{tp['arch']}` (first stage {tp['width']} channels), one logit for P(pneumonia), "
         "in `models/classifier.safetensors` with its config, pixel map and image size.",
-        f"- Trained {train['epochs_run']} epochs (kept epoch {train['best_epoch']}, validation "
-        f"AUC {train['best_val_auc']:.4f}) with mixup α = {params['mixup']:g}, random shifts "
-        f"up to {tp['max_shift']:g} of the side and rotations up to {tp['max_rotate']:g}°.",
+        f"- {_training(train, tp)} with mixup α = {params['mixup']:g}, random shifts "
+        f"up to {tp['max_shift']:g} of the side and rotations up to {tp['max_rotate']:g}°"
+        f"{_extra_augmentation(tp)}.",
         "- Also as ONNX (`models/classifier.onnx`, uint8 pixels in, P(pneumonia) out) and as "
         f"{registered}; on the {export['n']} test images "
         f"the ONNX graph differs from the checkpoint by at most {export['max_abs_diff']:.1e} in "

@@ -19,7 +19,17 @@ from typing import Any, Literal
 
 import yaml
 
-from pneumogan.choices import ARCHS, BACKBONES, DEVICES, FITS, GAN_VARIANTS, METHODS, SIZES, SOURCES
+from pneumogan.choices import (
+    ARCHS,
+    BACKBONES,
+    DEVICES,
+    DIFFAUGMENT,
+    FITS,
+    GAN_VARIANTS,
+    METHODS,
+    SIZES,
+    SOURCES,
+)
 from pneumogan.errors import ParamsError
 
 __all__ = ["Params", "ParamsError", "load_params", "load_slice", "stage_slice"]
@@ -84,6 +94,7 @@ class GanParams:
     beta1: float = field(metadata=_rng(0.0, 1.0))
     sample_every: int = _pos()
     eval_every: int = _pos()
+    diffaugment: tuple[Literal[DIFFAUGMENT], ...]
     device: Device
 
 
@@ -116,6 +127,10 @@ class TrainParams:
     patience: int = _pos()
     max_shift: float = field(metadata=_rng(0.0, 0.5))
     max_rotate: float = field(metadata=_rng(0.0, 180.0))
+    max_zoom: float = field(metadata=_rng(0.0, 0.5))
+    contrast: float = field(metadata=_rng(0.0, 1.0))
+    ema: float = field(metadata=_rng(0.0, 0.9999))
+    ensemble: int = field(metadata=_rng(1, 16))
     device: Device
 
     def __post_init__(self) -> None:
@@ -186,6 +201,11 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         return _check_type(value, inner, where)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
+    if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:  # any length, distinct items
+        (inner, _) = typing.get_args(tp)
+        if not isinstance(value, list | tuple) or len(set(map(repr, value))) != len(value):
+            raise ParamsError(f"{where} = {value!r}: expected a list of distinct values")
+        return tuple(_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple) or len(value) != len(args):

@@ -13,6 +13,12 @@ ran with the pipeline inputs of the current code (params and code hashes, read w
 writes the report. `report` reads only stored experiments, so the same experiments always
 give the same report, byte for byte.
 
+Each finished experiment is also recorded in the study's ledger,
+`studies/results/<study>.jsonl` (its params, code hashes and the metrics the report reads);
+commit it, and every clone counts those experiments as done and writes the same report, with
+no experiment refs at all. A study too long for one sitting is thus run in parts: `run`,
+commit the ledger, `run` again later (on this or another machine) for the rest.
+
 `push` sends every stored experiment of the study (its git ref to the git remote, its outputs
 to the default DVC remote) with `dvc exp push`; `pull` fetches every experiment of the study
 that the git remote holds with `dvc exp pull`. Several machines can so split a study: each
@@ -34,7 +40,14 @@ from pneumogan.errors import ParamsError  # noqa: E402
 from pneumogan.report import replace_block  # noqa: E402
 from pneumogan.study.render import headline, report  # noqa: E402
 from pneumogan.study.spec import load_study  # noqa: E402
-from pneumogan.study.store import done, dvc, runs_table, stored  # noqa: E402
+from pneumogan.study.store import (  # noqa: E402
+    done,
+    dvc,
+    ledger_path,
+    record,
+    runs_table,
+    stored,
+)
 
 
 def queued_names(root: Path) -> set[str]:
@@ -86,6 +99,8 @@ def run(args: argparse.Namespace) -> None:
             cwd=root,
         )
     finished = done(root, study, cells)
+    if new := record(root, study.name, list(finished.values())):
+        print(f"recorded {new} experiment(s) in {ledger_path(root, study.name).relative_to(root)}")
     if failed := [c.name(study.name) for c in cells if c not in finished]:
         raise SystemExit(
             f"error: {len(failed)} experiment(s) did not finish: {', '.join(failed)}\n"

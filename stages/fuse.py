@@ -9,7 +9,7 @@ from pathlib import Path
 from pneumogan import seeds, stage, tracking
 from pneumogan.contract import load_split, save_split
 from pneumogan.files import atomic_dir, write_json
-from pneumogan.fuse import fuse
+from pneumogan.fuse import fuse, image_weights
 from pneumogan.params import load_slice
 
 log = logging.getLogger("pneumogan.fuse")
@@ -33,7 +33,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             target_ratio=cfg.fuse.target_ratio,
             rng=seeds.numpy_rng(cfg.seed, "fuse"),
         )
-        save_split(tmp / "train.npz", images, labels)
+        # weighted: nothing added; each image carries its class's weight in the training loss
+        weights = (
+            image_weights(labels, cfg.fuse.target_ratio) if cfg.fuse.method == "weighted" else None
+        )
+        save_split(tmp / "train.npz", images, labels, weights)
         write_json(args.metrics, composition)
         run.log_metrics(composition)
         log.info(

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
     from pneumogan import seeds, tracking
     from pneumogan.classifier_nets import ClassifierConfig
     from pneumogan.classifier_train import TrainSettings, train_classifier
-    from pneumogan.contract import load_split
+    from pneumogan.contract import load_split, load_weights
     from pneumogan.device import describe, pick_device
     from pneumogan.files import write_json
     from pneumogan.history import History
@@ -28,9 +28,16 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
 
     tp = cfg.train
     train = load_split(args.train)
+    weights = load_weights(args.train)  # a class-weighted set (fuse.method: weighted)
     val = load_split(args.val, size=train[0].shape[1])
     net = ClassifierConfig.for_arch(
-        tp.arch, train[0].shape[1], tp.width, tp.input_size, tp.pretrained, tp.freeze
+        tp.arch,
+        train[0].shape[1],
+        tp.width,
+        tp.input_size,
+        tp.pretrained,
+        tp.freeze,
+        tp.ensemble,
     )
     settings = TrainSettings(
         epochs=tp.epochs,
@@ -42,10 +49,14 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         max_shift=tp.max_shift,
         max_rotate=tp.max_rotate,
         mixup=cfg.mixup,
+        max_zoom=tp.max_zoom,
+        contrast=tp.contrast,
+        ema=tp.ema,
     )
     device = pick_device(tp.device, "train.device")
     log.info(
-        "%s%s on %d images (%d px, seen at %d), validating on %d, mixup α=%g, %s",
+        "%s%s%s on %d images (%d px, seen at %d), validating on %d, mixup α=%g, %s",
+        f"{tp.ensemble} × " if tp.ensemble > 1 else "",
         tp.arch,
         " (ImageNet weights, frozen)"
         if tp.freeze
@@ -70,8 +81,10 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
             rng=seeds.numpy_rng(cfg.seed, "train"),
             device=device,
             on_epoch=history,
+            weights=weights,
         )
-        history.save(args.curves, CURVE_COLUMNS)
+        # an ensemble's curves run on across its members, with the member in a column
+        history.save(args.curves, CURVE_COLUMNS + (["member"] if tp.ensemble > 1 else []))
         # Where the weights came from: other hardware or torch builds take another
         # floating-point path. Kept with the checkpoint and in MLflow, not in the metrics.
         runtime = {"device": describe(device), "torch": torch.__version__}
@@ -82,7 +95,17 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         for key, value in runtime.items():
             run.set_tag(key, value)
         run.log_artifact(args.model)
-        log.info("kept epoch %d (val AUC %.4f)", summary["best_epoch"], summary["best_val_auc"])
+        if tp.ensemble > 1:
+            log.info(
+                "ensemble of %d: kept epochs %s (val AUC %.4f together)",
+                tp.ensemble,
+                ", ".join(
+                    str(summary[f"member{k}"]["best_epoch"]) for k in range(1, tp.ensemble + 1)
+                ),
+                summary["best_val_auc"],
+            )
+        else:
+            log.info("kept epoch %d (val AUC %.4f)", summary["best_epoch"], summary["best_val_auc"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -67,10 +67,12 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         beta1=gp.beta1,
         sample_every=gp.sample_every,
         eval_every=gp.eval_every,
+        diffaugment=gp.diffaugment,
     )
     log.info(
-        "%s on %d %s images (%d px), %d epochs on %s",
+        "%s%s on %d %s images (%d px), %d epochs on %s",
         gp.variant,
+        f" with DiffAugment ({', '.join(gp.diffaugment)})" if gp.diffaugment else "",
         len(real),
         LABELS[minority],
         net.size,

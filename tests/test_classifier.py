@@ -176,6 +176,42 @@ def test_random_rotation_keeps_the_centre_of_a_centred_blob():
     assert not torch.equal(out, x)
 
 
+@pytest.mark.parametrize(("u", "factor"), [(1.0, 1.25), (0.0, 0.75)])
+def test_extreme_zoom_scales_a_centred_disc(monkeypatch, u, factor):
+    """u = 1 magnifies by 1 + max_zoom and u = 0 shrinks by 1 − max_zoom: area goes as factor²."""
+    x = blob(centre=(13.5, 13.5), radius=6)
+    fixed_rand(monkeypatch, u, [0.5, 0.5])  # rotation 0 (max_rotate 0), no shift
+    out = augment(x, 0.0, 0.0, torch.Generator(), max_zoom=0.25)
+    assert float(out.sum() / x.sum()) == pytest.approx(factor**2, rel=0.05)
+    torch.testing.assert_close(centre_of_mass(out), centre_of_mass(x), atol=1e-3, rtol=0)
+
+
+def test_contrast_scales_about_the_mean_and_shifts_within_its_bounds():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 28, 28, generator=g) * 0.6 - 0.3  # far from ±1: nothing clipped
+    out = augment(x, 0.0, 0.0, torch.Generator().manual_seed(1), contrast=0.2)
+    mean_in, mean_out = x.mean((1, 2, 3)), out.mean((1, 2, 3))
+    ratio = out.std((1, 2, 3)) / x.std((1, 2, 3))
+    assert ((ratio >= 0.8 - 1e-5) & (ratio <= 1.2 + 1e-5)).all() and ratio.std() > 0.05
+    assert ((mean_out - mean_in).abs() <= 0.2 + 1e-5).all()
+    centred_in = x - mean_in.view(-1, 1, 1, 1)
+    centred_out = out - mean_out.view(-1, 1, 1, 1)
+    torch.testing.assert_close(centred_out, centred_in * ratio.view(-1, 1, 1, 1), atol=1e-5, rtol=0)
+    big = augment(torch.ones(4, 1, 28, 28), 0.0, 0.0, torch.Generator(), contrast=1.0)
+    assert big.max() <= 1.0 and big.min() >= -1.0  # clipped back to the pixel range
+
+
+def test_contrast_leaves_the_geometric_draws_as_they_were():
+    """Intensity is drawn after geometry: the same seed moves the images the same way."""
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0)) - 0.5
+    geo = augment(x, 0.1, 10.0, torch.Generator().manual_seed(3))
+    both = augment(x, 0.1, 10.0, torch.Generator().manual_seed(3), contrast=0.3)
+    centred = [t - t.mean((1, 2, 3), keepdim=True) for t in (geo, both)]
+    scale = centred[1].std((1, 2, 3), keepdim=True) / centred[0].std((1, 2, 3), keepdim=True)
+    torch.testing.assert_close(centred[1], centred[0] * scale, atol=1e-5, rtol=0)
+    assert not torch.equal(geo, both)
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -239,3 +275,45 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
     _, summary = run_training(settings=settings, on_epoch=lambda e, m: seen.append(e))
     assert summary == {"best_epoch": 2, "best_val_auc": 0.9, "epochs_run": 4}
     assert seen == [1, 2, 3, 4]
+
+
+def test_ema_with_no_memory_is_plain_training_and_with_memory_another_network():
+    """Decay ~0 copies the weights every step (same network as without EMA, same draws);
+    a real decay keeps an average that differs from the last weights."""
+    x = tiny()[0]
+    plain, s_plain = run_training()
+    copy, s_copy = run_training(settings=TrainSettings(**{**SETTINGS.__dict__, "ema": 1e-12}))
+    np.testing.assert_allclose(
+        predict_proba(copy, x, batch_size=8), predict_proba(plain, x, batch_size=8), atol=1e-6
+    )
+    assert s_copy["epochs_run"] == s_plain["epochs_run"]
+    avg, _ = run_training(settings=TrainSettings(**{**SETTINGS.__dict__, "ema": 0.9}))
+    assert not np.allclose(
+        predict_proba(avg, x, batch_size=8), predict_proba(plain, x, batch_size=8)
+    )
+    assert not avg.model.training
+    assert set(avg.model.state_dict()) == set(plain.model.state_dict())  # a plain network
+
+
+def test_unit_weights_train_the_same_network_and_class_weights_another():
+    """Weights of 1 change nothing (same draws, same loss); other weights change the network."""
+    x_tr, y_tr = tiny()
+    x = x_tr
+
+    def fit(weights):
+        torch.manual_seed(0)
+        clf, _ = train_classifier(
+            (x_tr, y_tr),
+            tiny(4, 6, seed=1),
+            ClassifierConfig("resnet_small", 28, 4),
+            SETTINGS,
+            rng=np.random.default_rng(0),
+            device=torch.device("cpu"),
+            weights=weights,
+        )
+        return predict_proba(clf, x, batch_size=8)
+
+    plain = fit(None)
+    np.testing.assert_allclose(fit(np.ones(len(y_tr), np.float32)), plain, rtol=0, atol=1e-6)
+    skewed = np.where(y_tr == 0, 3.0, 0.5).astype(np.float32)
+    assert not np.allclose(fit(skewed), plain, atol=1e-4)

@@ -108,3 +108,41 @@ def test_unknown_method():
             target_ratio=1.0,
             rng=np.random.default_rng(0),
         )
+
+
+def test_weighted_adds_nothing_and_weighs_the_minority_up():
+    from pneumogan.fuse import class_weights, image_weights
+
+    labels = np.array([0] * 10 + [1] * 30)
+    images = np.zeros((40, 28, 28), np.uint8)
+    out, out_labels, comp = fuse(
+        (images, labels),
+        images[:0],
+        method="weighted",
+        target_ratio=1.0,
+        rng=np.random.default_rng(0),
+    )
+    assert out.shape == images.shape and np.array_equal(out_labels, labels)
+    assert comp["added_minority"] == 0 and comp["ratio"] == pytest.approx(1 / 3, abs=1e-4)
+    w = image_weights(labels, 1.0)
+    assert w.dtype == np.float32 and w.mean() == pytest.approx(1.0)
+    assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())  # classes weigh the same
+    assert comp["minority_weight"] == pytest.approx(2.0) and comp[
+        "majority_weight"
+    ] == pytest.approx(2 / 3)
+    half = class_weights(labels, 0.5)
+    assert half[0] * 10 == pytest.approx(0.5 * half[1] * 30)
+
+
+def test_weights_round_trip_and_bad_weights_are_refused(tmp_path):
+    from pneumogan.contract import load_weights, save_split, write_arrays
+    from pneumogan.errors import DataError
+
+    images, labels = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 1, 1])
+    save_split(tmp_path / "a.npz", images, labels)
+    assert load_weights(tmp_path / "a.npz") is None
+    save_split(tmp_path / "b.npz", images, labels, np.array([2.0, 0.5, 0.5, 0.5]))
+    np.testing.assert_array_equal(load_weights(tmp_path / "b.npz"), [2.0, 0.5, 0.5, 0.5])
+    write_arrays(tmp_path / "c.npz", images=images, labels=labels, weights=np.array([1.0, 0, 1, 1]))
+    with pytest.raises(DataError, match="positive finite"):
+        load_weights(tmp_path / "c.npz")

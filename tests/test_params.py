@@ -244,13 +244,15 @@ def test_every_knob_is_read_by_some_stage():
     assert set(GAN_STAGES) <= set(STAGE_PARAMS)
 
 
-@pytest.mark.parametrize("method", ["none", "oversample"])
+@pytest.mark.parametrize("method", ["none", "oversample", "weighted"])
 def test_gan_stages_are_disabled_unless_the_method_is_gan(tmp_path, method):
     params = params_with(tmp_path, fuse={"method": method})
     for stage in GAN_STAGES:
         assert stage_slice(params, stage) == {"enabled": False}
     gan = params_with(tmp_path, fuse={"method": "gan"})
-    assert stage_slice(gan, "train_gan")["gan"] == dataclasses.asdict(gan.gan)
+    assert stage_slice(gan, "train_gan")["gan"] == json.loads(
+        json.dumps(dataclasses.asdict(gan.gan))
+    )
     assert stage_slice(gan, "synthesize")["fuse"] == {"target_ratio": gan.fuse.target_ratio}
     for stage in STAGE_PARAMS:
         assert stage_slice(params, stage)["enabled"] is (stage not in GAN_STAGES)

@@ -176,6 +176,19 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     assert {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()} == before
     assert "0 to run" in sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env)
 
+    # The ledger alone (a clone with no experiment refs) gives the same report.
+    ledger = repo / "studies/results/tiny.jsonl"
+    assert len(ledger.read_text().splitlines()) == 4
+    sh([sys.executable, "-m", "dvc", "exp", "remove", "--all-commits"], repo, env)
+    assert "tiny-" not in sh(
+        [sys.executable, "-m", "dvc", "exp", "list", "--all-commits"], repo, env
+    )
+    md.unlink()
+    sh([*study, "report", "--study", "studies/tiny.yaml"], repo, env)
+    assert {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()} == before
+    sh(["git", "add", "studies/results"], repo, env)
+    sh(["git", "commit", "-qm", "ledger"], repo, env)
+
     # A commit that changes no pipeline input leaves the study complete.
     (repo / "NOTES.md").write_text("notes\n")
     sh(["git", "add", "NOTES.md"], repo, env)
@@ -207,6 +220,33 @@ def test_method_descriptions_come_from_the_params():
     text = describe_methods(runs)
     assert "`gan` adds spectral-norm D + hinge loss images of the normal class" in text
     assert "up to a ratio of 0.5" in text and "DCGAN" not in text
+
+
+def test_ledger_round_trip_keeps_what_the_report_reads_and_is_deterministic(tmp_path):
+    from pneumogan.study.store import read_ledger, record
+
+    def exp(name, rev):
+        return Experiment(
+            name,
+            rev,
+            "2026-12-01T00:00:00",
+            {"seed": 1},
+            {"metrics/eval.json": {"auc": 0.9}, "metrics/train.json": {"best_epoch": 3}},
+            {"stages/train.py": "a", "data/raw": "b.dir"},
+        )
+
+    assert read_ledger(tmp_path, "s") == []
+    assert record(tmp_path, "s", [exp("s-b", "2"), exp("s-a", "1")]) == 2
+    first = (tmp_path / "studies/results/s.jsonl").read_bytes()
+    assert record(tmp_path, "s", [exp("s-a", "1")]) == 0  # already there: nothing added
+    assert (tmp_path / "studies/results/s.jsonl").read_bytes() == first
+    got = read_ledger(tmp_path, "s")
+    assert [e.name for e in got] == ["s-a", "s-b"]
+    assert got[0].metrics == {"metrics/eval.json": {"auc": 0.9}}  # what runs_table reads
+    assert got[0].deps == {"stages/train.py": "a"}  # code hashes only
+    (tmp_path / "studies/results/s.jsonl").write_text("{not json\n")
+    with pytest.raises(RuntimeError, match=r"s\.jsonl:1: not a ledger entry"):
+        read_ledger(tmp_path, "s")
 
 
 def test_overrides_and_matching_inputs():

@@ -50,6 +50,11 @@ def describe_methods(runs: pd.DataFrame) -> str:
                 f"`oversample` repeats real {minority} images up to a {minority} : other "
                 f"ratio of {ratio}"
             )
+        elif method == "weighted":
+            parts.append(
+                f"`weighted` adds no images and weights the {minority} class's loss up so that "
+                f"its images weigh {ratio} times the other class's in all"
+            )
         else:
             gens = _values(sub, "gan_variant", lambda v: GAN_VARIANT_NAMES.get(v, v))
             parts.append(

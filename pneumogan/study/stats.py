@@ -19,7 +19,13 @@ METRICS = {  # column of runs.csv: (label, higher is better)
     "brier": ("Brier score", False),
     "ece": ("ECE", False),
 }
-PAIRS = (("gan", "none"), ("gan", "oversample"), ("oversample", "none"))
+PAIRS = (
+    ("gan", "none"),
+    ("gan", "oversample"),
+    ("oversample", "none"),
+    ("weighted", "none"),
+    ("weighted", "oversample"),
+)
 
 
 def cap_order(caps) -> list:

@@ -1,4 +1,10 @@
-"""A study's stored experiments, read through DVC (`dvc exp show --json`), and which are done.
+"""A study's stored experiments, read through DVC (`dvc exp show --json`) and from the study's
+committed ledger, and which are done.
+
+The ledger (`studies/results/<study>.jsonl`, one experiment per line: name, commit, params,
+the metrics the report reads, code hashes) is written by `scripts/study.py run` as
+experiments finish. It is committed, so a clone, or a later session on a machine whose
+experiment refs are gone, sees the experiments as done and regenerates the same report.
 
 An experiment counts as done for a cell when its pipeline inputs match what the current
 code would run: the same params (params.yaml with the cell's overrides) and the same
@@ -8,6 +14,7 @@ commit that changes only documentation leaves a study complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -68,6 +75,59 @@ def stored(root: Path, prefix: str) -> list[Experiment]:
     return found
 
 
+LEDGER_METRICS = (
+    "metrics/eval.json",
+    "metrics/fuse.json",
+    "metrics/split.json",
+    "metrics/gan.json",
+)
+
+
+def ledger_path(root: Path, study: str) -> Path:
+    return root / "studies" / "results" / f"{study}.jsonl"
+
+
+def read_ledger(root: Path, study: str) -> list[Experiment]:
+    """The experiments recorded in the study's ledger (none when it has no ledger)."""
+    path = ledger_path(root, study)
+    if not path.is_file():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Experiment(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise RuntimeError(f"{path}:{i}: not a ledger entry ({err})") from None
+    return out
+
+
+def record(root: Path, study: str, experiments: list[Experiment]) -> int:
+    """Add `experiments` to the ledger (each name and commit once); return how many were new.
+
+    Only the metrics the report reads and the code hashes are kept. The file is rewritten
+    sorted by name and commit, so the same experiments always give the same bytes.
+    """
+    entries = {(e.name, e.rev): e for e in read_ledger(root, study)}
+    before = len(entries)
+    for e in experiments:
+        slim = dataclasses.replace(
+            e,
+            metrics={k: v for k, v in e.metrics.items() if k in LEDGER_METRICS},
+            deps={k: v for k, v in e.deps.items() if k.endswith(".py")},
+        )
+        entries.setdefault((e.name, e.rev), slim)
+    path = ledger_path(root, study)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps(dataclasses.asdict(entries[key]), sort_keys=True, separators=(",", ":"))
+        for key in sorted(entries)
+    ]
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return len(entries) - before
+
+
 def code_hashes(root: Path) -> dict[str, str]:
     """MD5 of every `.py` dependency that dvc.yaml declares, as the checkout has it now."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
@@ -86,7 +146,7 @@ def done(root: Path, study: Study, cells: list[Cell]) -> dict[Cell, Experiment]:
     base = yaml.safe_load((root / "params.yaml").read_text())
     code = code_hashes(root)
     by_name: dict[str, list[Experiment]] = {}
-    for exp in stored(root, f"{study.name}-"):
+    for exp in stored(root, f"{study.name}-") + read_ledger(root, study.name):
         by_name.setdefault(exp.name, []).append(exp)
     out = {}
     for cell in cells:
