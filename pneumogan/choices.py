@@ -9,13 +9,15 @@ FITS = ("crop", "pad")  # data.fit: how a folder image is made square before res
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
 # fuse.method: what fills the minority class (weighted: nothing, its loss is weighted up instead)
 METHODS = ("gan", "oversample", "none", "weighted")
-GAN_VARIANTS = ("dcgan", "sn_hinge", "resnet_sn")  # gan.variant
+GAN_VARIANTS = ("dcgan", "sn_hinge", "resnet_sn", "ddpm")  # gan.variant (ddpm: diffusion)
 GAN_VARIANT_NAMES = {  # for people
     "dcgan": "DCGAN",
     "sn_hinge": "spectral-norm D + hinge loss",
     "resnet_sn": "SNGAN ResNet (residual G, spectral-norm residual D, hinge loss)",
+    "ddpm": "denoising diffusion (DDPM UNet, DDIM sampling)",
 }
 DIFFAUGMENT = ("color", "translation", "cutout")  # gan.diffaugment policies (Zhao et al., 2020)
+ADVERSARIAL_VARIANTS = ("dcgan", "sn_hinge", "resnet_sn")  # the GANs (a generator and a D)
 HINGE_VARIANTS = ("sn_hinge", "resnet_sn")  # trained with the hinge loss
 BACKBONES = ("densenet121", "resnet50", "vgg16")  # ImageNet backbones (pretrained weights)
 ARCHS = ("resnet_small", "resnet18", "resnet34", *BACKBONES)  # train.arch

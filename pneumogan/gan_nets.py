@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pneumogan.choices import GAN_VARIANTS
+from pneumogan.choices import ADVERSARIAL_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class GanConfig:
     latent_dim: int
     width: int
     variant: str
+    steps: int = 20  # ddpm: DDIM sampling steps per image (the GANs ignore it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,8 +158,9 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
-        if cfg.variant not in GAN_VARIANTS:
-            raise ValueError(f"GAN variant {cfg.variant!r}: must be one of {list(GAN_VARIANTS)}")
+        if cfg.variant not in ADVERSARIAL_VARIANTS:
+            known = list(ADVERSARIAL_VARIANTS)
+            raise ValueError(f"GAN variant {cfg.variant!r}: a discriminator is one of {known}")
         if cfg.variant == "resnet_sn":
             self.net = ResNetD(cfg)
             return
@@ -181,3 +183,12 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).view(-1)
+
+
+def build_generator(cfg: GanConfig) -> nn.Module:
+    """The generator of `cfg.variant`: a GAN's, or the diffusion model's sampler (ddpm)."""
+    if cfg.variant == "ddpm":
+        from pneumogan.diffusion import DiffusionGenerator
+
+        return DiffusionGenerator(cfg.size, cfg.width, cfg.steps)
+    return Generator(cfg)

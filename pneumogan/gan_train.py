@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from pneumogan.choices import HINGE_VARIANTS
 from pneumogan.diffaugment import diff_augment
-from pneumogan.gan_nets import Discriminator, GanConfig, Generator
+from pneumogan.gan_nets import Discriminator, GanConfig, Generator, build_generator
 from pneumogan.progress import progress
 from pneumogan.transforms import ImageTransform
 
@@ -75,14 +75,35 @@ def train_gan(
     score: Callable[[Generator], float],
     on_epoch: Callable[[int, dict[str, float]], None] = lambda e, m: None,
     on_samples: Callable[[int, torch.Tensor], None] = lambda e, x: None,
-) -> tuple[Generator, Discriminator, int]:
+) -> tuple[torch.nn.Module, Discriminator | None, int]:
     """Train G and D on `images`; return the pair with the best `score` and its epoch.
+
+    `ddpm` trains a diffusion model instead (`pneumogan.diffusion`) and returns no D.
 
     `score` (lower is better, e.g. a distance to held-out images) is taken every
     `eval_every` epochs and at the end. Batch order and training noise come from
     `generator`; `fixed_z` draws the sample grids.
     """
     s = settings
+    if cfg.variant == "ddpm":  # a diffusion model: no discriminator, its own objective
+        from pneumogan.diffusion import train_diffusion
+
+        G, kept = train_diffusion(
+            images,
+            build_generator(cfg),
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            sample_every=s.sample_every,
+            eval_every=s.eval_every,
+            generator=generator,
+            fixed_z=fixed_z,
+            device=device,
+            score=score,
+            on_epoch=on_epoch,
+            on_samples=on_samples,
+        )
+        return G, None, kept
     G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=s.lr, betas=(s.beta1, 0.999))

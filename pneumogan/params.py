@@ -95,7 +95,15 @@ class GanParams:
     sample_every: int = _pos()
     eval_every: int = _pos()
     diffaugment: tuple[Literal[DIFFAUGMENT], ...]
+    sampling_steps: int = _pos()
     device: Device
+
+    def __post_init__(self) -> None:
+        if self.variant == "ddpm" and self.diffaugment:
+            raise ParamsError(
+                "gan.diffaugment augments what a GAN's discriminator sees; gan.variant ddpm "
+                "has no discriminator: set gan.diffaugment: []"
+            )
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from pneumogan.checkpoint import load_checkpoint, save_checkpoint, split_prefix, with_prefix
 from pneumogan.errors import DataError
-from pneumogan.gan_nets import Discriminator, GanConfig, Generator
+from pneumogan.gan_nets import Discriminator, GanConfig, Generator, build_generator
 from pneumogan.progress import progress
 from pneumogan.transforms import ImageTransform
 
@@ -18,10 +19,18 @@ KIND = "gan"
 
 
 def save_gan(
-    path: Path, G: Generator, D: Discriminator, cfg: GanConfig, epoch: int, label: int
+    path: Path,
+    G: nn.Module,
+    D: Discriminator | None,
+    cfg: GanConfig,
+    epoch: int,
+    label: int,
 ) -> None:
-    """Both networks, the config that built them, the kept epoch and the class they imitate."""
-    tensors = {**with_prefix(G.state_dict(), "generator"), **with_prefix(D.state_dict(), "disc")}
+    """Both networks (a diffusion model has no D), the config that built them, the kept epoch
+    and the class they imitate."""
+    tensors = with_prefix(G.state_dict(), "generator")
+    if D is not None:
+        tensors.update(with_prefix(D.state_dict(), "disc"))
     meta = {
         "config": cfg.to_dict(),
         "transform": ImageTransform(size=cfg.size).to_dict(),
@@ -35,7 +44,7 @@ def load_generator(path: Path) -> tuple[Generator, ImageTransform, dict[str, Any
     """The generator of a GAN checkpoint, its output transform and its description."""
     tensors, meta = load_checkpoint(path, KIND, "train_gan")
     try:
-        G = Generator(GanConfig(**meta["config"]))
+        G = build_generator(GanConfig(**meta["config"]))
         G.load_state_dict(split_prefix(tensors, "generator"))
         transform = ImageTransform.from_dict(meta["transform"])
         label, epoch = int(meta["label"]), int(meta["epoch"])

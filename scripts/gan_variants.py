@@ -2,10 +2,11 @@
 
     uv run python scripts/gan_variants.py
 
-Runs `dvc exp run --temp -n gan-<variant> -S gan.variant=<variant> synthesize` for each
-variant (only reference, train_gan and synthesize run; cached stages are reused), reads each
-experiment's metrics/gan.json, takes the GAN training time from its MLflow run, and replaces
-the table between the gan-variants markers in README.md.
+Runs `dvc exp run --temp -n gan-<arm> -S fuse.method=gan -S gan.variant=... synthesize` for
+each arm below, every `gan.variant` and DCGAN with DiffAugment (only reference, train_gan and
+synthesize run; cached stages are reused), reads each experiment's metrics/gan.json, takes the
+training time from its MLflow run, and replaces the table between the gan-variants markers in
+README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from pneumogan.report import replace_block
 from pneumogan.study.store import stored
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {v: GAN_VARIANT_NAMES[v] for v in GAN_VARIANTS}
+DIFFAUGMENT_ALL = "[color,translation,cutout]"
+# arm -> (label, -S overrides); every variant as params.yaml sets it, and DCGAN + DiffAugment
+ARMS = {v: (GAN_VARIANT_NAMES[v], [f"gan.variant={v}", "gan.diffaugment=[]"]) for v in GAN_VARIANTS}
+ARMS["dcgan_diffaugment"] = (
+    "DCGAN + DiffAugment (color, translation, cutout)",
+    ["gan.variant=dcgan", f"gan.diffaugment={DIFFAUGMENT_ALL}"],
+)
 
 
 def dvc(*args: str) -> str:
@@ -42,17 +49,14 @@ def experiment_metrics(name: str) -> dict:
     return max(found, key=lambda e: e.timestamp).metrics["metrics/gan.json"]
 
 
-def train_seconds(variant: str, seed: int) -> float:
-    """Training time of the newest train_gan run with this variant and seed (MLflow)."""
+def train_seconds(name: str) -> float:
+    """Training time of the newest train_gan run of the DVC experiment `name` (MLflow)."""
     mlflow.set_tracking_uri(f"sqlite:///{ROOT / 'mlflow.db'}")
     runs = mlflow.search_runs(
         experiment_names=["pneumogan"],
         output_format="list",
         order_by=["start_time DESC"],
-        filter_string=(
-            f"tags.stage = 'train_gan' and params.`gan.variant` = '{variant}' "
-            f"and params.seed = '{seed}'"
-        ),
+        filter_string=f"tags.stage = 'train_gan' and tags.dvc_experiment = '{name}'",
     )
     timed = [r for r in runs if "train_seconds" in r.data.metrics]
     return timed[0].data.metrics["train_seconds"] if timed else float("nan")
@@ -65,10 +69,11 @@ def table(rows: dict[str, dict], seconds: dict[str, float]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
-    default = yaml.safe_load((ROOT / "params.yaml").read_text())["gan"]["variant"]
+    gan = yaml.safe_load((ROOT / "params.yaml").read_text())["gan"]
+    default = "dcgan_diffaugment" if gan["diffaugment"] else gan["variant"]
     for variant, m in rows.items():
         s, mem = m["synthetic"], m["memorisation"]
-        label = VARIANTS[variant] + (" (default)" if variant == default else "")
+        label = ARMS[variant][0] + (" (default)" if variant == default else "")
         lines.append(
             f"| {label} | {s['fid']:.2f} | {s['kid']:.3f} | {s['precision']:.3f} "
             f"| {s['recall']:.3f} | {s['density']:.3f} | {s['coverage']:.3f} "
@@ -96,17 +101,17 @@ def table(rows: dict[str, dict], seconds: dict[str, float]) -> str:
 
 
 def main() -> None:
-    seed = yaml.safe_load((ROOT / "params.yaml").read_text())["seed"]
     rows, seconds = {}, {}
-    for variant in VARIANTS:
-        name = f"gan-{variant}"
+    for arm, (_, overrides) in ARMS.items():
+        name = f"gan-{arm}"
         subprocess.run(
             [sys.executable, "-m", "dvc", "exp", "remove", name], cwd=ROOT, capture_output=True
         )
         print(f"running {name} ...", flush=True)
-        dvc("exp", "run", "--temp", "-n", name, "-S", f"gan.variant={variant}", "synthesize")
-        rows[variant] = experiment_metrics(name)
-        seconds[variant] = train_seconds(variant, seed)
+        sets = [a for o in ["fuse.method=gan", *overrides] for a in ("-S", o)]
+        dvc("exp", "run", "--temp", "-n", name, *sets, "synthesize")
+        rows[arm] = experiment_metrics(name)
+        seconds[arm] = train_seconds(name)
     text = table(rows, seconds)
     readme = ROOT / "README.md"
     readme.write_text(replace_block(readme.read_text(), "gan-variants", text))

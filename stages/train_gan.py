@@ -19,6 +19,7 @@ from pneumogan.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.train_gan")
 LOSS_COLUMNS = ["loss_d", "loss_g", "d_real", "d_fake"]
+DDPM_LOSS_COLUMNS = ["loss"]  # the denoising loss (mean squared error of the predicted noise)
 FID_COLUMNS = ["fid_heldout"]
 
 
@@ -43,8 +44,13 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
     images, labels = load_split(args.train)
     minority = minority_class(labels)
     real = images[labels == minority]
+    size = images.shape[1]
     net = GanConfig(
-        size=images.shape[1], latent_dim=gp.latent_dim, width=gp.width, variant=gp.variant
+        size=size,
+        latent_dim=size * size if gp.variant == "ddpm" else gp.latent_dim,  # its noise: an image
+        width=gp.width,
+        variant=gp.variant,
+        steps=gp.sampling_steps,
     )
     val_images, val_labels = load_split(args.val, size=net.size)
     reference = load_classifier(args.reference, producer="reference")
@@ -96,9 +102,9 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
                 samples / f"epoch_{epoch:04d}.png", transform.decode(x)
             ),
         )
-        history.save(args.losses, LOSS_COLUMNS)
+        history.save(args.losses, DDPM_LOSS_COLUMNS if gp.variant == "ddpm" else LOSS_COLUMNS)
         history.save(args.fid, FID_COLUMNS)
-        save_gan(args.model, G.cpu(), D.cpu(), net, kept, minority)
+        save_gan(args.model, G.cpu(), D.cpu() if D is not None else None, net, kept, minority)
         # Wall-clock time goes to MLflow only: metrics files stay identical across runs.
         run.log_metrics({"kept_epoch": kept, "train_seconds": time.perf_counter() - start})
         run.set_tag("kept_epoch", kept)

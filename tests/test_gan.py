@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pneumogan.choices import GAN_VARIANTS
+from pneumogan.choices import ADVERSARIAL_VARIANTS, GAN_VARIANTS
 from pneumogan.gan_nets import (
     Discriminator,
     GanConfig,
@@ -37,7 +37,7 @@ def run(images, cfg, s, **kwargs):
     )
 
 
-@pytest.mark.parametrize("variant", GAN_VARIANTS)
+@pytest.mark.parametrize("variant", ADVERSARIAL_VARIANTS)
 @pytest.mark.parametrize("size", [28, 64, 128, 224])
 def test_networks_scale_with_size_and_train_one_step(size, variant):
     cfg = GanConfig(size=size, latent_dim=8, width=2, variant=variant)
@@ -207,3 +207,58 @@ def test_training_is_deterministic():
     assert l1 == l2
     for k, v in G1.state_dict().items():
         assert torch.equal(v, G2.state_dict()[k]), k
+
+
+# ---------------------------------------------------------------- diffusion (ddpm)
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_ddpm_draws_images_deterministically_from_its_noise_and_trains(size):
+    from pneumogan.gan_nets import build_generator
+
+    cfg = GanConfig(size=size, latent_dim=size * size, width=8, variant="ddpm", steps=3)
+    G = build_generator(cfg).eval()
+    assert G.latent_dim == size * size
+    z = torch.randn(3, size * size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x = G(z)
+    assert x.shape == (3, 1, size, size) and x.abs().max() <= 1
+    with torch.no_grad():
+        torch.testing.assert_close(G(z), x)  # DDIM with eta 0: the noise decides the image
+        assert not torch.allclose(G(z.flip(0))[0], x[0])
+    images = make_images(np.zeros(6, dtype=np.int64), np.random.default_rng(0), size)
+    seen, scores = [], iter([3.0, 1.0])
+    G2, D, kept = run(
+        images,
+        cfg,
+        settings(epochs=2, batch_size=4),
+        score=lambda g: next(scores),
+        on_epoch=lambda e, m: seen.append(m),
+    )
+    assert D is None and kept == 2  # the lower held-out score, at epoch 2
+    assert set(seen[0]) == {"loss", "fid_heldout"} and math.isfinite(seen[0]["loss"])
+    assert not G2.training
+
+
+def test_ddpm_checkpoint_round_trip(tmp_path):
+    from pneumogan.gan_nets import build_generator
+    from pneumogan.synthesis import load_generator, save_gan
+
+    cfg = GanConfig(size=28, latent_dim=784, width=8, variant="ddpm", steps=2)
+    G = build_generator(cfg).eval()
+    save_gan(tmp_path / "g.safetensors", G, None, cfg, 5, 0)
+    loaded, _, meta = load_generator(tmp_path / "g.safetensors")
+    assert meta["epoch"] == 5 and meta["config"]["steps"] == 2
+    z = torch.randn(2, 784, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(z), G(z))
+
+
+def test_every_variant_has_a_name_and_ddpm_refuses_diffaugment(tmp_path):
+    from pneumogan.choices import GAN_VARIANT_NAMES
+    from pneumogan.params import ParamsError
+    from tests.test_params import params_with
+
+    assert set(GAN_VARIANT_NAMES) == set(GAN_VARIANTS)
+    with pytest.raises(ParamsError, match="ddpm has no discriminator"):
+        params_with(tmp_path, gan={"variant": "ddpm", "diffaugment": ["color"]})

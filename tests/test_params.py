@@ -175,9 +175,11 @@ def test_classifier_registry_lists_exactly_the_archs():
 
 
 def test_gan_variants_all_build():
-    from pneumogan.gan_nets import Discriminator, GanConfig
+    from pneumogan.gan_nets import Discriminator, GanConfig, build_generator
 
     for variant in choices.GAN_VARIANTS:
+        build_generator(GanConfig(28, 784 if variant == "ddpm" else 8, 8, variant))
+    for variant in choices.ADVERSARIAL_VARIANTS:
         Discriminator(GanConfig(28, 8, 2, variant))
 
 
