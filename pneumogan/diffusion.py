@@ -16,7 +16,6 @@ embedding; `width` is `gan.width`.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pneumogan.gan_train import BestKeeper
 from pneumogan.progress import progress
 from pneumogan.transforms import ImageTransform
 
@@ -104,7 +104,7 @@ def train_diffusion(
     opt = torch.optim.AdamW(G.parameters(), lr=lr)
     real_all = ImageTransform(size=G.size).encode(images)
     n = real_all.shape[0]
-    best_score, best_epoch, best_state = math.inf, 0, None
+    best = BestKeeper()
     bar = progress(range(1, epochs + 1), desc="train_gan (ddpm)", unit="epoch")
     for epoch in bar:
         G.train()
@@ -127,18 +127,11 @@ def train_diffusion(
         if epoch % eval_every == 0 or epoch == epochs:
             with torch.no_grad():
                 stats["fid_heldout"] = score(G)
-            # the first check is kept whatever it scores; a NaN never replaces a number
-            if (
-                best_state is None
-                or stats["fid_heldout"] < best_score
-                or (math.isnan(best_score) and not math.isnan(stats["fid_heldout"]))
-            ):
-                best_score, best_epoch = stats["fid_heldout"], epoch
-                best_state = copy.deepcopy(G.state_dict())
+            best.offer(stats["fid_heldout"], epoch, G, None)
         bar.set_postfix(loss=f"{stats['loss']:.4f}")
         on_epoch(epoch, stats)
         if epoch % sample_every == 0 or epoch == epochs:
             with torch.no_grad():
                 on_samples(epoch, G(fixed_z.to(device)).cpu())
-    G.load_state_dict(best_state)
-    return G.eval(), best_epoch
+    G.load_state_dict(best.generator)
+    return G.eval(), best.epoch

@@ -54,14 +54,15 @@ class BestKeeper:
     generator: dict = field(default_factory=dict)
     discriminator: dict = field(default_factory=dict)
 
-    def offer(self, score: float, epoch: int, G: Generator, D: Discriminator) -> None:
+    def offer(self, score: float, epoch: int, G: torch.nn.Module, D: Discriminator | None) -> None:
+        """Keep this epoch's weights if `score` is the best yet (a diffusion model has no D)."""
         # The first offer is kept whatever it scores, so there is always a checkpoint; a NaN
         # (a diverged network) never compares lower, and any finite score replaces a NaN.
         replaces_nan = math.isnan(self.score) and not math.isnan(score)
         if not self.generator or score < self.score or replaces_nan:
             self.score, self.epoch = score, epoch
             self.generator = copy.deepcopy(G.state_dict())
-            self.discriminator = copy.deepcopy(D.state_dict())
+            self.discriminator = copy.deepcopy(D.state_dict()) if D is not None else {}
 
 
 def train_gan(

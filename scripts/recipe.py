@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from pneumogan.study.stats import paired_summary  # noqa: E402
 
 SPEC = ROOT / "studies" / "recipe.yaml"
 OUT = ROOT / "reports" / "recipe"
@@ -259,14 +260,11 @@ def render(runs: pd.DataFrame, spec: dict, y: np.ndarray, preds: Path = PREDS) -
         cells = []
         for metric, (_, higher) in METRICS.items():
             d = (r.loc[common, metric] - base.loc[common, metric]).to_numpy(float)
-            if d.size > 1 and d.std(ddof=1) > 0:
-                lo, hi = stats.t.interval(
-                    0.95, d.size - 1, d.mean(), d.std(ddof=1) / np.sqrt(d.size)
-                )
-            else:
-                lo = hi = float("nan")
-            wins = int(np.sum(d > 0) if higher else np.sum(d < 0))
-            cells.append(f"{_fmt(d.mean(), 4)} [{_fmt(lo, 4)}, {_fmt(hi, 4)}] ({wins}/{d.size})")
+            t = paired_summary(d, higher)
+            cells.append(
+                f"{_fmt(t['mean'], 4)} [{_fmt(t['low'], 4)}, {_fmt(t['high'], 4)}] "
+                f"({t['a_better']}/{t['n']})"
+            )
         lines.append(f"| {name} | {other} | {len(common)} | " + " | ".join(cells) + " |")
     lines += [
         "",

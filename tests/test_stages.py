@@ -290,9 +290,10 @@ def test_download_without_network_or_copy_leaves_nothing(tmp_path, run_dir):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_gan_stages_without_the_gan_method_write_stand_ins(tmp_path, run_dir):
-    params = tiny_params()
-    params["fuse"]["method"] = "oversample"
+def gan_stages(tmp_path, run_dir, params) -> None:
+    """check_params, train_gan and synthesize with `params`, writing into `tmp_path`: the slices
+    in p/, the checkpoint gan.safetensors, the loss and FID tables l.csv and f.csv, the samples
+    in s/, the synthetic set in syn/ and its report gan.json."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     check_params.main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "p")])
     out = {
@@ -303,8 +304,6 @@ def test_gan_stages_without_the_gan_method_write_stand_ins(tmp_path, run_dir):
         "samples": tmp_path / "s",
     }
     train_gan.main(stage_args(run_dir, "train_gan", **out))
-    assert (tmp_path / "l.csv").read_text() == "epoch,loss_d,loss_g,d_real,d_fake\n"
-    assert [p.name for p in (tmp_path / "s").iterdir()] == ["skipped.png"]
     syn = {
         "params": tmp_path / "p/synthesize.json",
         "out": tmp_path / "syn",
@@ -313,6 +312,14 @@ def test_gan_stages_without_the_gan_method_write_stand_ins(tmp_path, run_dir):
         "model": tmp_path / "gan.safetensors",
     }
     synthesize.main(stage_args(run_dir, "synthesize", **syn))
+
+
+def test_gan_stages_without_the_gan_method_write_stand_ins(tmp_path, run_dir):
+    params = tiny_params()
+    params["fuse"]["method"] = "oversample"
+    gan_stages(tmp_path, run_dir, params)
+    assert (tmp_path / "l.csv").read_text() == "epoch,loss_d,loss_g,d_real,d_fake\n"
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["skipped.png"]
     images, labels = load_split(tmp_path / "syn/synthetic.npz", need_both_classes=False)
     assert images.shape == (0, 28, 28) and labels.shape == (0,)
     assert json.loads((tmp_path / "gan.json").read_text()) == {}
@@ -399,27 +406,10 @@ def test_train_gan_and_synthesize_with_the_diffusion_variant(tmp_path, run_dir):
     synthetic images and the same quality report as a GAN's."""
     params = tiny_params()
     params["gan"].update(variant="ddpm", width=8, sampling_steps=2, epochs=2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    check_params.main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "p")])
-    out = {
-        "params": tmp_path / "p/train_gan.json",
-        "model": tmp_path / "gan.safetensors",
-        "losses": tmp_path / "l.csv",
-        "fid": tmp_path / "f.csv",
-        "samples": tmp_path / "s",
-    }
-    train_gan.main(stage_args(run_dir, "train_gan", **out))
+    gan_stages(tmp_path, run_dir, params)
     losses = (tmp_path / "l.csv").read_text().splitlines()
     assert losses[0] == "epoch,loss" and len(losses) == 3
     assert len((tmp_path / "f.csv").read_text().splitlines()) == 3  # header + 2 checks
-    syn = {
-        "params": tmp_path / "p/synthesize.json",
-        "out": tmp_path / "syn",
-        "metrics": tmp_path / "gan.json",
-        "preview": tmp_path / "prev.png",
-        "model": tmp_path / "gan.safetensors",
-    }
-    synthesize.main(stage_args(run_dir, "synthesize", **syn))
     images, labels = load_split(tmp_path / "syn/synthetic.npz", need_both_classes=False)
     real = load_split(run_dir / "data/split/train.npz")
     assert images.shape[1:] == (28, 28) and images.shape[0] > 0 and set(labels) == {0}

@@ -46,6 +46,18 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.groupby(["cap", "method"], sort=False)[list(METRICS)].agg(["mean", "std", "count"])
 
 
+def paired_summary(d: np.ndarray, higher: bool, level: float = 0.95) -> dict[str, float]:
+    """Mean of per-seed differences `d`, a t interval over seeds (NaN with fewer than two, or
+    with no spread), and in how many seeds the first did better."""
+    n, mean = d.size, float(d.mean())
+    if n > 1 and d.std(ddof=1) > 0:
+        low, high = stats.t.interval(level, n - 1, loc=mean, scale=d.std(ddof=1) / np.sqrt(n))
+    else:
+        low = high = float("nan")
+    better = int(np.sum(d > 0) if higher else np.sum(d < 0))
+    return {"n": n, "mean": mean, "low": float(low), "high": float(high), "a_better": better}
+
+
 def paired_differences(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """a − b per seed, for each pair of methods and cap; mean with a t interval over seeds."""
     rows = []
@@ -56,28 +68,15 @@ def paired_differences(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                 continue
             for metric, (_, higher) in METRICS.items():
                 d = (wide[metric][a] - wide[metric][b]).dropna().to_numpy()
-                n = d.size
-                if n == 0:
+                if d.size == 0:
                     continue
-                mean = float(d.mean())
-                if n > 1 and d.std(ddof=1) > 0:
-                    low, high = stats.t.interval(
-                        level, n - 1, loc=mean, scale=d.std(ddof=1) / np.sqrt(n)
-                    )
-                else:
-                    low = high = float("nan")
-                better = int(np.sum(d > 0) if higher else np.sum(d < 0))
                 rows.append(
                     {
                         "cap": cap,
                         "a": a,
                         "b": b,
                         "metric": metric,
-                        "n": n,
-                        "mean": mean,
-                        "low": float(low),
-                        "high": float(high),
-                        "a_better": better,
+                        **paired_summary(d, higher, level),
                     }
                 )
     return pd.DataFrame(rows)
