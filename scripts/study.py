@@ -1,6 +1,7 @@
 """Run a study with DVC's experiment queue and write its report.
 
     uv run python scripts/study.py run       # queue the missing experiments, run them, report
+    uv run python scripts/study.py run --seeds 42 --methods none gan   # a part of the grid
     uv run python scripts/study.py report    # regenerate the report from stored experiments
     uv run python scripts/study.py push      # share its stored experiments (git + DVC remotes)
     uv run python scripts/study.py pull      # fetch the ones others pushed
@@ -77,7 +78,13 @@ def run(args: argparse.Namespace) -> None:
     seeds = tuple(args.seeds) if args.seeds else None
     if seeds and not set(seeds) <= set(study.seeds):
         raise SystemExit(f"error: --seeds {list(seeds)} not all in the study's {study.seeds}")
-    cells = study.cells(seeds)
+    methods = tuple(args.methods) if args.methods else None
+    if methods and not set(methods) <= {*study.methods, *study.cap_methods}:
+        raise SystemExit(
+            f"error: --methods {list(methods)} not all in the study's "
+            f"{sorted({*study.methods, *study.cap_methods})}"
+        )
+    cells = study.cells(seeds, methods)
     todo = [c for c in cells if c not in done(root, study, cells)]
     waiting = queued_names(root)
     print(
@@ -161,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--study", type=Path, default=None, help="study file (studies/balancing.yaml)")
     p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     p.add_argument("--seeds", type=int, nargs="+", help="run: only these of the study's seeds")
+    p.add_argument(
+        "--methods", nargs="+", help="run: only these of the study's methods (generator arms)"
+    )
     p.add_argument(
         "--jobs",
         type=int,

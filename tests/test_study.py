@@ -12,7 +12,7 @@ from scipy import stats
 from pneumogan.errors import ParamsError
 from pneumogan.study.render import describe_methods, headline, report
 from pneumogan.study.spec import Cell, Study, apply_overrides, load_study
-from pneumogan.study.stats import METRICS, paired_differences, summarise
+from pneumogan.study.stats import METRICS, paired_differences, pairs, summarise
 from pneumogan.study.store import Experiment, done, matches
 from tests.conftest import ROOT, make_repo, sh
 
@@ -38,15 +38,19 @@ def test_grid_names_and_overrides(tmp_path):
     per_seed = ["s-none-all-s{}", "s-gan-all-s{}", "s-gan-10-s{}"]
     assert names == [n.format(s) for s in (1, 2) for n in per_seed]
     assert [c.name("s") for c in study.cells((2,))] == names[3:]
-    assert Cell("gan", 10, 1).overrides("s") == [
+    assert study.overrides(Cell("gan", 10, 1)) == [
         "study=s",
         "seed=1",
         "fuse.method=gan",
         "split.train_per_class=10",
         "split.keep_ratio=true",
+        "train.epochs=3",
     ]
-    assert Cell("none", None, 3).overrides("s")[-1] == "fuse.method=none"
+    assert study.overrides(Cell("none", None, 3))[2] == "fuse.method=none"
     assert study.set == ("train.epochs=3",)
+    assert [c.name("s") for c in study.cells(methods=("gan",))] == [
+        n.format(s) for s in (1, 2) for n in per_seed[1:]
+    ]
     assert load_study(ROOT / "studies/balancing.yaml").name == "balancing"
 
 
@@ -59,6 +63,11 @@ def test_grid_names_and_overrides(tmp_path):
         ({"name": "a b"}, "name = 'a b'"),
         ({"set": {"seed": 3}}, r"\['seed'\] are set per experiment"),
         ({"extra": 1}, "expected keys"),
+        ({"generators": {"none": {}}}, "generators: 'none': a name must match"),
+        ({"generators": {"a-b": {}}}, "generators: 'a-b': a name must match"),
+        ({"generators": {"g": {"seed": 1}}}, r"generators\.g: \['seed'\] are set per"),
+        ({"generators": {"g": {"train.epochs": 1}}}, r"generators\.g: \['train\.epochs'\] also"),
+        ({"generators": {"g": {}}}, r"methods = \['none', 'gan'\]: expected distinct items"),
         ({"cap_methods": []}, "caps given but no cap_methods"),
     ],
 )
@@ -87,6 +96,7 @@ def fake_runs(diff: float = 0.02) -> pd.DataFrame:
                         "minority": "normal",
                         "target_ratio": 1.0,
                         "gan_variant": "dcgan",
+                        "gan_diffaugment": "",
                         "threshold": 0.5,
                         "gan_fid": 1.0 + seed,
                         "gan_copies": 0.01,
@@ -130,7 +140,9 @@ def test_report_is_deterministic_and_complete(tmp_path):
     assert "![low_data.png](s/low_data.png)" in text
     head = headline(fake_runs())
     assert "| gan | 3 | 0.840 ± 0.010 |" in head
-    assert "| 10 | 3 | +0.020 [" in head and "| 1214 | 3 | +0.020 [" in head
+    assert (
+        "| gan − none | 10 | 3 | +0.020 [" in head and "| gan − none | 1214 | 3 | +0.020 [" in head
+    )
 
 
 @pytest.mark.slow
@@ -252,7 +264,7 @@ def test_ledger_round_trip_keeps_what_the_report_reads_and_is_deterministic(tmp_
 def test_overrides_and_matching_inputs():
     base = {"seed": 42, "study": None, "fuse": {"method": "gan", "target_ratio": 1.0}}
     cell = Cell("none", 10, 3)
-    got = apply_overrides(base, cell.overrides("s"))
+    got = apply_overrides(base, Study("s", (3,), (), (10,), ("none",), ()).overrides(cell))
     assert got["seed"] == 3 and got["study"] == "s" and got["fuse"]["method"] == "none"
     assert got["split"] == {"train_per_class": 10, "keep_ratio": True}
     assert base["seed"] == 42  # the base is not modified
@@ -262,3 +274,55 @@ def test_overrides_and_matching_inputs():
     assert not matches(exp, got, {**code, "pneumogan/fuse.py": "changed"})
     assert not matches(exp, got, {**code, "pneumogan/new.py": "d"})
     assert not matches(exp, {**got, "seed": 4}, code)
+
+
+def test_generator_arms_run_as_gan_with_their_own_params_and_are_compared(tmp_path):
+    path = write_study(
+        tmp_path,
+        generators={"gan": {}, "gan_da": {"gan.diffaugment": ["color", "cutout"]}},
+        seeds=[1, 2, 3],
+        methods=["none", "oversample", "gan", "gan_da"],
+        cap_methods=["none", "oversample", "gan", "gan_da"],
+    )
+    study = load_study(path)
+    assert study.overrides(Cell("gan_da", None, 1)) == [
+        "study=s",
+        "seed=1",
+        "fuse.method=gan",
+        'gan.diffaugment=["color", "cutout"]',
+        "train.epochs=3",
+    ]
+    params = apply_overrides({"gan": {"diffaugment": []}}, study.overrides(Cell("gan_da", 10, 1)))
+    assert params["gan"]["diffaugment"] == ["color", "cutout"]
+    assert params["fuse"]["method"] == "gan"
+    assert load_study(write_study(tmp_path)).generators == (("gan", ()),)  # the default arm
+
+    runs = fake_runs()
+    extra = runs[runs["method"] == "gan"].assign(method="gan_da", gan_diffaugment="color+cutout")
+    extra[list(METRICS)] += 0.01
+    over = runs[runs["method"] == "none"].assign(method="oversample")
+    runs = pd.concat([runs, extra, over], ignore_index=True)
+    assert pairs(runs["method"]) == [
+        ("gan", "oversample"),
+        ("gan", "none"),
+        ("gan_da", "oversample"),
+        ("gan_da", "none"),
+        ("gan_da", "gan"),
+        ("oversample", "none"),
+    ]
+    diffs = paired_differences(runs)
+    da = diffs[(diffs["a"] == "gan_da") & (diffs["b"] == "gan") & (diffs["metric"] == "auc")]
+    assert da["mean"].to_numpy() == pytest.approx([0.01, 0.01])
+    assert "`gan_da` adds DCGAN with DiffAugment (color, cutout) images" in describe_methods(runs)
+    out = tmp_path / "r" / "s.md"
+    report(study, runs, out, "cmd")
+    text = out.read_text()
+    assert "24 of the study's 24 experiments" in text
+    assert "| all | gan_da − gan | 3 | +0.010 (3/3) |" in text  # no spread: no interval
+    assert "| 10 | gan_da − oversample | 3 | +0.030 [" in text
+    assert "| 10 | gan_da | 20 |" in text  # its own synthesis-quality row
+    methods_rows = [line.split(" |")[0] for line in text.splitlines() if line.startswith("| ")]
+    assert methods_rows[:5] == ["| method", "| none", "| oversample", "| gan", "| gan_da"]
+    head = headline(runs)
+    assert "| gan_da − oversample | 1214 | 3 | +0.030 [" in head
+    assert "| oversample − none | 10 | 3 | +0.000 (0/3)" in head

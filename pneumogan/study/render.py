@@ -12,11 +12,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pneumogan.choices import GAN_VARIANT_NAMES, METHODS
+from pneumogan.choices import GAN_VARIANT_NAMES
 from pneumogan.figures import new_figure, save_figure
 from pneumogan.files import write_text
-from pneumogan.study.spec import ALL, Study
-from pneumogan.study.stats import METRICS, PAIRS, cap_order, paired_differences, sort_key, summarise
+from pneumogan.study.spec import ALL, PLAIN, Study
+from pneumogan.study.stats import (
+    METRICS,
+    cap_order,
+    method_order,
+    paired_differences,
+    pairs,
+    sort_key,
+    summarise,
+)
 
 
 def _fmt(mean: float, sd: float) -> str:
@@ -34,14 +42,22 @@ def _values(runs: pd.DataFrame, column: str, fmt=str) -> str:
     return " or ".join(fmt(v) for v in sorted(set(runs[column])))
 
 
+def generator_name(sub: pd.DataFrame) -> str:
+    """The generator of a generator arm's experiments, from their params ('DCGAN with
+    DiffAugment (color, translation)')."""
+    names = []
+    for variant, aug in sorted(set(zip(sub["gan_variant"], sub["gan_diffaugment"], strict=True))):
+        name = GAN_VARIANT_NAMES.get(variant, variant)
+        names.append(f"{name} with DiffAugment ({aug.replace('+', ', ')})" if aug else name)
+    return " or ".join(names)
+
+
 def describe_methods(runs: pd.DataFrame) -> str:
     """One sentence per method present, from the experiments' params."""
     minority = _values(runs, "minority")
     parts = []
-    for method in METHODS:
+    for method in method_order(runs["method"]):
         sub = runs[runs["method"] == method]
-        if sub.empty:
-            continue
         ratio = _values(sub, "target_ratio", lambda v: f"{v:g}")
         if method == "none":
             parts.append("`none` trains on the real images only")
@@ -56,9 +72,9 @@ def describe_methods(runs: pd.DataFrame) -> str:
                 f"its images weigh {ratio} times the other class's in all"
             )
         else:
-            gens = _values(sub, "gan_variant", lambda v: GAN_VARIANT_NAMES.get(v, v))
             parts.append(
-                f"`gan` adds {gens} images of the {minority} class up to a ratio of {ratio}"
+                f"`{method}` adds {generator_name(sub)} images of the {minority} class up to "
+                f"a ratio of {ratio}"
             )
     return "Methods: " + "; ".join(parts) + "."
 
@@ -68,7 +84,7 @@ def method_table(summary: pd.DataFrame, cap, shown: list[str]) -> list[str]:
         "| method | n | " + " | ".join(METRICS[k][0] for k in shown) + " |",
         "|---|---|" + "---|" * len(shown),
     ]
-    for m in METHODS:
+    for m in method_order(summary.index.get_level_values("method")):
         if (cap, m) in summary.index:
             row = summary.loc[(cap, m)]
             cells = [_fmt(row[(k, "mean")], row[(k, "std")]) for k in shown]
@@ -82,17 +98,17 @@ def _diff_cells(by: pd.DataFrame, shown: list[str]) -> list[str]:
 
 def figures(runs: pd.DataFrame, out_dir: Path) -> list[str]:
     """Per-seed points and means; returns the figure file names."""
-    names = []
+    names, order = [], method_order(runs["method"])
     full = runs[runs["cap"] == ALL]
     if not full.empty:
         shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"]
         fig = new_figure(figsize=(3 * len(shown), 3.2))
         axes = fig.subplots(1, len(shown))
-        methods = [m for m in METHODS if m in set(full["method"])]
+        methods = method_order(full["method"])
         for ax, metric in zip(axes, shown, strict=True):
             for i, m in enumerate(methods):
                 v = full.loc[full["method"] == m, metric].to_numpy()
-                color = f"C{METHODS.index(m)}"
+                color = f"C{order.index(m)}"
                 ax.scatter(np.full(v.size, i), v, s=14, alpha=0.6, color=color)
                 ax.plot([i - 0.25, i + 0.25], [v.mean()] * 2, color=color, lw=2)
             ax.set_xticks(range(len(methods)), methods)
@@ -108,7 +124,7 @@ def figures(runs: pd.DataFrame, out_dir: Path) -> list[str]:
         fig = new_figure(figsize=(3.4 * len(shown), 3.2))
         axes = fig.subplots(1, len(shown))
         for ax, metric in zip(axes, shown, strict=True):
-            for i, m in enumerate(METHODS):
+            for i, m in enumerate(order):
                 sub = runs[runs["method"] == m]
                 if sub["cap"].nunique() < 2:
                     continue
@@ -184,7 +200,7 @@ def report(study: Study, runs: pd.DataFrame, out: Path, command: str) -> None:
             "|---|---|---|" + "---|" * len(shown),
         ]
         for cap in cap_order(diffs["cap"]):
-            for a, b in PAIRS:
+            for a, b in pairs(runs["method"]):
                 sub = diffs[(diffs["cap"] == cap) & (diffs["a"] == a) & (diffs["b"] == b)]
                 if not sub.empty:
                     by = sub.set_index("metric")
@@ -195,48 +211,61 @@ def report(study: Study, runs: pd.DataFrame, out: Path, command: str) -> None:
         lines.append("")
     if figs:
         lines += ["## Figures", ""] + [f"![{f}]({assets.name}/{f})" for f in figs] + [""]
-    gan_runs = runs[runs["method"] == "gan"]
+    gan_runs = runs[~runs["method"].isin(PLAIN)]
     if not gan_runs.empty:
         lines += [
             "## Synthesis quality per cap",
             "",
-            "From each `gan` experiment's `metrics/gan.json`, mean ± sd over seeds: FID of the "
+            "From each generator arm's `metrics/gan.json`, mean ± sd over seeds: FID of the "
             "synthetic images against the real training ones of their class (reference-network "
             "features), and the share of likely copies (synthetic images nearer to a training "
             "image than all but a few held-out real images are). With a handful of training "
-            "images a small FID can mean the GAN reproduces them: read it with the copies.",
+            "images a small FID can mean the generator reproduces them: read it with the copies.",
             "",
-            "| cap | synthetic images added | FID | likely copies |",
-            "|---|---|---|---|",
+            "| cap | method | synthetic images added | FID | likely copies |",
+            "|---|---|---|---|---|",
         ]
         for cap in cap_order(gan_runs["cap"]):
-            g = gan_runs[gan_runs["cap"] == cap]
-            lines.append(
-                f"| {cap} | {int(g['synthetic'].mean())} | "
-                f"{_fmt(g['gan_fid'].mean(), g['gan_fid'].std())} | "
-                f"{g['gan_copies'].mean():.1%} |"
-            )
+            for method in method_order(gan_runs["method"]):
+                g = gan_runs[(gan_runs["cap"] == cap) & (gan_runs["method"] == method)]
+                if g.empty:
+                    continue
+                lines.append(
+                    f"| {cap} | {method} | {int(g['synthetic'].mean())} | "
+                    f"{_fmt(g['gan_fid'].mean(), g['gan_fid'].std())} | "
+                    f"{g['gan_copies'].mean():.1%} |"
+                )
         lines.append("")
     write_text(out, "\n".join(lines))
 
 
 def headline(runs: pd.DataFrame) -> str:
-    """The README's summary of a report: methods on all the data, and gan − none per cap."""
+    """The README's summary of a report: methods on all the data, and per cap each method
+    against oversampling (or, in a study without it, against none)."""
     runs = runs.sort_values(["seed", "cap", "method"], key=sort_key)
     summary, diffs = summarise(runs), paired_differences(runs)
     shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"]
     table = method_table(summary, ALL, shown)
     lines = [table[0].replace("| method |", "| all real images |", 1), *table[1:]]
-    gain = diffs[(diffs["a"] == "gan") & (diffs["b"] == "none")] if len(diffs) else diffs
-    if len(gain):
-        lines += [
-            "",
-            "| gan − none, real normal images | n | AUC | balanced accuracy |",
-            "|---|---|---|---|",
-        ]
-        for cap in cap_order(gain["cap"]):
-            by = gain[gain["cap"] == cap].set_index("metric")
+    compared = pairs(runs["method"])  # against oversampling where it ran, else against none
+    wanted = [p for p in compared if "oversample" in p] or [p for p in compared if p[1] == "none"]
+    rows = []
+    for a, b in wanted if len(diffs) else []:
+        for cap in cap_order(runs["cap"]):
+            sub = diffs[(diffs["cap"] == cap) & (diffs["a"] == a) & (diffs["b"] == b)]
+            if sub.empty:
+                continue
+            by = sub.set_index("metric")
             n_normal = runs.loc[runs["cap"] == cap, "real_normal"].iloc[0]
             cells = _diff_cells(by, ["auc", "balanced_accuracy"])
-            lines.append(f"| {n_normal} | {by['n'].iloc[0]} | " + " | ".join(cells) + " |")
+            rows.append(
+                f"| {a} − {b} | {n_normal} | {by['n'].iloc[0]} | " + " | ".join(cells) + " |"
+            )
+    if rows:
+        lines += [
+            "",
+            "| a − b | real normal images | n | AUC | balanced accuracy |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
     return "\n".join(lines) + "\n"

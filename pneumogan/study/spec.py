@@ -1,4 +1,9 @@
-"""A study file: the grid of DVC experiments (methods × caps on the real data × seeds)."""
+"""A study file: the grid of DVC experiments (methods × caps on the real data × seeds).
+
+A method is one of the balancing methods that add no synthetic images (`none`, `oversample`,
+`weighted`) or a generator arm: `fuse.method: gan` with the arm's own generator params (the
+study's `generators`, by default only `gan`, params.yaml's generator as it is).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,14 @@ from pathlib import Path
 
 import yaml
 
-from pneumogan.choices import METHODS
 from pneumogan.errors import ParamsError
 from pneumogan.params import NAME
 
 ALL = "all"  # the cap label of experiments on all the real training images
 # Params the study sets per experiment; a study's `set` may not touch them.
 OWNED = ("study", "seed", "fuse.method", "split.train_per_class", "split.keep_ratio")
+PLAIN = ("none", "oversample", "weighted")  # fuse.method values that add no synthetic images
+ARM = r"[a-z][a-z0-9_]{0,31}"  # a generator arm's name (no '-': it sits inside experiment names)
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,9 @@ class Cell:
         return f"{study}-{self.method}-{self.cap or ALL}-s{self.seed}"
 
     def overrides(self, study: str) -> list[str]:
-        """The `-S` overrides of its `dvc exp run` (everything else as in params.yaml)."""
-        out = [f"study={study}", f"seed={self.seed}", f"fuse.method={self.method}"]
+        """The study, seed and cap `-S` overrides of its `dvc exp run` (the method's are the
+        study's: `Study.overrides`)."""
+        out = [f"study={study}", f"seed={self.seed}"]
         if self.cap is not None:
             out += [f"split.train_per_class={self.cap}", "split.keep_ratio=true"]
         return out
@@ -45,18 +52,32 @@ class Study:
     caps: tuple[int, ...]  # low-data regime: minority images kept, ratio kept
     cap_methods: tuple[str, ...]  # compared at every cap
     set: tuple[str, ...]  # extra `-S` overrides for every experiment
+    # generator arms: name -> its `-S` overrides beyond fuse.method=gan
+    generators: tuple[tuple[str, tuple[str, ...]], ...] = (("gan", ()),)
 
-    def cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
-        """Every experiment, seed by seed (so a partial run leaves whole seeds)."""
+    def cells(
+        self, seeds: tuple[int, ...] | None = None, methods: tuple[str, ...] | None = None
+    ) -> list[Cell]:
+        """Every experiment (or those of some seeds and methods), seed by seed, so that a
+        partial run leaves whole seeds."""
+        keep = set(methods or (*self.methods, *self.cap_methods))
         out = []
         for seed in seeds or self.seeds:
-            out += [Cell(m, None, seed) for m in self.methods]
-            out += [Cell(m, cap, seed) for cap in self.caps for m in self.cap_methods]
+            out += [Cell(m, None, seed) for m in self.methods if m in keep]
+            out += [Cell(m, cap, seed) for cap in self.caps for m in self.cap_methods if m in keep]
         return out
 
+    def method_overrides(self, method: str) -> list[str]:
+        """The `-S` overrides that make a method: fuse.method, and a generator arm's params."""
+        if method in PLAIN:
+            return [f"fuse.method={method}"]
+        return ["fuse.method=gan", *dict(self.generators)[method]]
+
     def overrides(self, cell: Cell) -> list[str]:
-        """Every `-S` of the cell's experiment: its own, then the study's `set`."""
-        return [*cell.overrides(self.name), *self.set]
+        """Every `-S` of the cell's experiment: study, seed and cap, its method's, then the
+        study's `set`."""
+        out = cell.overrides(self.name)
+        return [*out[:2], *self.method_overrides(cell.method), *out[2:], *self.set]
 
 
 def load_study(path: Path) -> Study:
@@ -65,10 +86,41 @@ def load_study(path: Path) -> Study:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ParamsError(f"{path}: cannot read study file: {err}") from None
-    keys = {"name", "seeds", "methods", "caps", "cap_methods", "set"}
-    if not isinstance(raw, dict) or set(raw) != keys:
+    keys, optional = {"name", "seeds", "methods", "caps", "cap_methods", "set"}, {"generators"}
+    if not isinstance(raw, dict) or not keys <= set(raw) <= keys | optional:
         got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise ParamsError(f"{path}: expected keys {sorted(keys)}, got {got}")
+        raise ParamsError(
+            f"{path}: expected keys {sorted(keys)} (and optionally {sorted(optional)}), got {got}"
+        )
+
+    def assignments(key: str, value, owned: tuple[str, ...]) -> tuple[str, ...]:
+        """A mapping of param: value as `-S` overrides; the owned params may not appear."""
+        value = value or {}
+        if not isinstance(value, dict):
+            raise ParamsError(f"{path}: {key} = {value!r}: expected a mapping of param: value")
+        if clash := sorted(set(owned) & set(value)):
+            raise ParamsError(f"{path}: {key}: {clash} are set per experiment by the study")
+        return tuple(f"{k}={json.dumps(v)}" for k, v in value.items())
+
+    gens = raw.get("generators", {"gan": {}})
+    if not isinstance(gens, dict) or not gens:
+        raise ParamsError(f"{path}: generators = {gens!r}: expected a mapping of name: params")
+    for arm in gens:
+        if not isinstance(arm, str) or not re.fullmatch(ARM, arm) or arm in PLAIN:
+            raise ParamsError(
+                f"{path}: generators: {arm!r}: a name must match {ARM} and not be one of "
+                f"{list(PLAIN)}"
+            )
+    generators = tuple(
+        (arm, assignments(f"generators.{arm}", params, OWNED)) for arm, params in gens.items()
+    )
+    known = (*PLAIN, *gens)
+    extra = assignments("set", raw["set"], OWNED)
+    for arm, params in generators:
+        if clash := sorted(
+            {a.partition("=")[0] for a in params} & {a.partition("=")[0] for a in extra}
+        ):
+            raise ParamsError(f"{path}: generators.{arm}: {clash} also in set")
 
     def ints(key: str, lo: int) -> tuple[int, ...]:
         v = raw[key] or []
@@ -82,25 +134,21 @@ def load_study(path: Path) -> Study:
 
     def methods(key: str) -> tuple[str, ...]:
         v = raw[key] or []
-        if not isinstance(v, list) or not set(v) <= set(METHODS) or len(set(v)) != len(v):
-            raise ParamsError(f"{path}: {key} = {v!r}: expected distinct items of {METHODS}")
+        if not isinstance(v, list) or not set(v) <= set(known) or len(set(v)) != len(v):
+            raise ParamsError(f"{path}: {key} = {v!r}: expected distinct items of {list(known)}")
         return tuple(v)
 
     name = raw["name"]
     if not isinstance(name, str) or not re.fullmatch(NAME, name):
         raise ParamsError(f"{path}: name = {name!r}: must match {NAME}")
-    extra = raw["set"] or {}
-    if not isinstance(extra, dict):
-        raise ParamsError(f"{path}: set = {extra!r}: expected a mapping of param: value")
-    if clash := sorted(set(OWNED) & set(extra)):
-        raise ParamsError(f"{path}: set: {clash} are set per experiment by the study")
     study = Study(
         name=name,
         seeds=ints("seeds", 0),
         methods=methods("methods"),
         caps=ints("caps", 1),
         cap_methods=methods("cap_methods"),
-        set=tuple(f"{k}={json.dumps(v)}" for k, v in extra.items()),
+        set=extra,
+        generators=generators,
     )
     if not study.seeds or not (study.methods or study.caps):
         raise ParamsError(f"{path}: a study needs seeds and methods or caps")

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pneumogan.choices import METHODS
-from pneumogan.study.spec import ALL
+from pneumogan.study.spec import ALL, PLAIN
 
 METRICS = {  # column of runs.csv: (label, higher is better)
     "auc": ("AUC", True),
@@ -19,13 +18,22 @@ METRICS = {  # column of runs.csv: (label, higher is better)
     "brier": ("Brier score", False),
     "ece": ("ECE", False),
 }
-PAIRS = (
-    ("gan", "none"),
-    ("gan", "oversample"),
-    ("oversample", "none"),
-    ("weighted", "none"),
-    ("weighted", "oversample"),
-)
+
+
+def method_order(methods) -> list[str]:
+    """Methods as reports list them: none, oversample, weighted, `gan`, then the other
+    generator arms by name."""
+    rank = {m: i for i, m in enumerate((*PLAIN, "gan"))}
+    return sorted(set(methods), key=lambda m: (rank.get(m, len(rank)), m))
+
+
+def pairs(methods) -> list[tuple[str, str]]:
+    """The pairs a − b compared where both ran: each generator arm against `oversample`,
+    `none` and (another arm) `gan`; the plain methods against each other."""
+    present = method_order(methods)
+    out = [(g, b) for g in present if g not in PLAIN for b in ("oversample", "none", "gan")]
+    out += [("oversample", "none"), ("weighted", "none"), ("weighted", "oversample")]
+    return [(a, b) for a, b in out if a != b and a in present and b in present]
 
 
 def cap_order(caps) -> list:
@@ -37,7 +45,7 @@ def sort_key(col: pd.Series) -> pd.Series:
     if col.name == "cap":
         return col.map(lambda c: float("inf") if c == ALL else float(c))
     if col.name == "method":
-        return col.map(METHODS.index)
+        return col.map(method_order(col).index)
     return col
 
 
@@ -63,9 +71,7 @@ def paired_differences(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     rows = []
     for cap, at_cap in runs.groupby("cap", sort=False):
         wide = at_cap.pivot(index="seed", columns="method", values=list(METRICS))
-        for a, b in PAIRS:
-            if a not in wide["auc"] or b not in wide["auc"]:
-                continue
+        for a, b in pairs(at_cap["method"]):
             for metric, (_, higher) in METRICS.items():
                 d = (wide[metric][a] - wide[metric][b]).dropna().to_numpy()
                 if d.size == 0:

@@ -192,6 +192,7 @@ def runs_table(study: Study, experiments: dict[Cell, Experiment]):
                 "oversampled": fuse.get("oversampled"),
                 "target_ratio": _get(exp.params, "fuse.target_ratio"),
                 "gan_variant": _get(exp.params, "gan.variant", ""),
+                "gan_diffaugment": "+".join(_get(exp.params, "gan.diffaugment", []) or []),
                 "threshold": ev.get("threshold"),
                 "gan_fid": _get(gan, "synthetic.fid"),
                 "gan_copies": _get(gan, "memorisation.share_synthetic"),
