@@ -10,10 +10,11 @@ import yaml
 from scipy import stats
 
 from pneumogan.errors import ParamsError
+from pneumogan.report import replace_block
 from pneumogan.study.render import describe_methods, headline, report
 from pneumogan.study.spec import Cell, Study, apply_overrides, load_study
 from pneumogan.study.stats import METRICS, paired_differences, pairs, summarise
-from pneumogan.study.store import Experiment, done, matches
+from pneumogan.study.store import Experiment, done, matches, read_ledger, runs_table
 from tests.conftest import ROOT, make_repo, sh
 
 STUDY = {
@@ -235,7 +236,7 @@ def test_method_descriptions_come_from_the_params():
 
 
 def test_ledger_round_trip_keeps_what_the_report_reads_and_is_deterministic(tmp_path):
-    from pneumogan.study.store import read_ledger, record
+    from pneumogan.study.store import record
 
     def exp(name, rev):
         return Experiment(
@@ -326,3 +327,31 @@ def test_generator_arms_run_as_gan_with_their_own_params_and_are_compared(tmp_pa
     head = headline(runs)
     assert "| gan_da − oversample | 1214 | 3 | +0.030 [" in head
     assert "| oversample − none | 10 | 3 | +0.000 (0/3)" in head
+
+
+def test_committed_report_is_what_the_committed_ledger_gives(tmp_path):
+    """reports/balancing.md, its figures and runs table, and README's summary block are what
+    `scripts/study.py report` makes from the committed ledger alone, byte for byte: a clone
+    with no experiment refs regenerates them."""
+    study = load_study(ROOT / "studies/balancing.yaml")
+    ledger = read_ledger(ROOT, study.name)
+    assert ledger, "studies/results/balancing.jsonl is missing or empty"
+    found = done(ROOT, study, study.cells(), refs=False)
+    if not found:
+        pytest.skip(
+            f"the ledger's {len(ledger)} experiments ran with other pipeline code or params "
+            "than this checkout's: rerun the study (scripts/study.py run) and commit its report"
+        )
+    runs = runs_table(study, found)
+    out = tmp_path / "balancing.md"
+    report(study, runs, out, "uv run python scripts/study.py report")
+    committed = ROOT / "reports"
+    assert out.read_text() == (committed / "balancing.md").read_text()
+    made = sorted(f.name for f in (tmp_path / "balancing").iterdir())
+    assert made == sorted(f.name for f in (committed / "balancing").iterdir())
+    for name in made:
+        assert (tmp_path / "balancing" / name).read_bytes() == (
+            committed / "balancing" / name
+        ).read_bytes(), name
+    readme = (ROOT / "README.md").read_text()
+    assert replace_block(readme, "study-balancing", headline(runs)) == readme

@@ -240,15 +240,18 @@ def report(study: Study, runs: pd.DataFrame, out: Path, command: str) -> None:
 
 
 def headline(runs: pd.DataFrame) -> str:
-    """The README's summary of a report: methods on all the data, and per cap each method
-    against oversampling (or, in a study without it, against none)."""
+    """The README's summary of a report: methods on all the data, and per cap each generator
+    arm against oversampling and oversampling against none (in a study without oversampling,
+    each method against none)."""
     runs = runs.sort_values(["seed", "cap", "method"], key=sort_key)
     summary, diffs = summarise(runs), paired_differences(runs)
     shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"]
     table = method_table(summary, ALL, shown)
     lines = [table[0].replace("| method |", "| all real images |", 1), *table[1:]]
     compared = pairs(runs["method"])  # against oversampling where it ran, else against none
-    wanted = [p for p in compared if "oversample" in p] or [p for p in compared if p[1] == "none"]
+    wanted = [p for p in compared if p[1] == "oversample" and p[0] not in PLAIN]
+    wanted += [p for p in compared if p == ("oversample", "none")]
+    wanted = wanted or [p for p in compared if p[1] == "none"]
     rows = []
     for a, b in wanted if len(diffs) else []:
         for cap in cap_order(runs["cap"]):

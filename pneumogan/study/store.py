@@ -141,12 +141,16 @@ def matches(exp: Experiment, params: dict[str, Any], code: dict[str, str]) -> bo
     return exp.params == params and ran_code == code
 
 
-def done(root: Path, study: Study, cells: list[Cell]) -> dict[Cell, Experiment]:
-    """The newest stored experiment of each cell whose pipeline inputs match the current code."""
+def done(
+    root: Path, study: Study, cells: list[Cell], refs: bool = True
+) -> dict[Cell, Experiment]:
+    """The newest stored experiment of each cell whose pipeline inputs match the current code,
+    from the experiment refs (unless `refs` is false) and the study's ledger."""
     base = yaml.safe_load((root / "params.yaml").read_text())
     code = code_hashes(root)
     by_name: dict[str, list[Experiment]] = {}
-    for exp in stored(root, f"{study.name}-") + read_ledger(root, study.name):
+    found = stored(root, f"{study.name}-") if refs else []
+    for exp in found + read_ledger(root, study.name):
         by_name.setdefault(exp.name, []).append(exp)
     out = {}
     for cell in cells:
