@@ -141,9 +141,7 @@ def matches(exp: Experiment, params: dict[str, Any], code: dict[str, str]) -> bo
     return exp.params == params and ran_code == code
 
 
-def done(
-    root: Path, study: Study, cells: list[Cell], refs: bool = True
-) -> dict[Cell, Experiment]:
+def done(root: Path, study: Study, cells: list[Cell], refs: bool = True) -> dict[Cell, Experiment]:
     """The newest stored experiment of each cell whose pipeline inputs match the current code,
     from the experiment refs (unless `refs` is false) and the study's ledger."""
     base = yaml.safe_load((root / "params.yaml").read_text())
