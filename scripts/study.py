@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> None:
             f"{sorted({*study.methods, *study.cap_methods})}"
         )
     cells = study.cells(seeds, methods)
-    todo = [c for c in cells if c not in done(root, study, cells)]
+    finished = done(root, study, cells)
+    todo = [c for c in cells if c not in finished]
     waiting = queued_names(root)
     print(
         f"{study.name}: {len(cells)} experiments, {len(cells) - len(todo)} already stored "
