@@ -14,7 +14,7 @@ from pneumogan.report import replace_block
 from pneumogan.study.render import describe_methods, headline, report
 from pneumogan.study.spec import Cell, Study, apply_overrides, load_study
 from pneumogan.study.stats import METRICS, paired_differences, pairs, summarise
-from pneumogan.study.store import Experiment, done, matches, read_ledger, runs_table
+from pneumogan.study.store import Experiment, done, finished, matches, read_ledger, runs_table
 from tests.conftest import ROOT, make_repo, sh
 
 STUDY = {
@@ -355,3 +355,37 @@ def test_committed_report_is_what_the_committed_ledger_gives(tmp_path):
         ).read_bytes(), name
     readme = (ROOT / "README.md").read_text()
     assert replace_block(readme, "study-balancing", headline(runs)) == readme
+
+
+def test_only_finished_experiments_count_as_stored():
+    """DVC lists queued, running and failed experiments with the params and dependency hashes
+    they will run with; none of them is a result."""
+
+    def entry(name, state, metrics=True):
+        data = {
+            "timestamp": "2026-12-02T00:00:00",
+            "params": {"params.yaml": {"data": {"seed": 1}}},
+            "metrics": {"metrics/eval.json": {"data": {"auc": 0.9}}} if metrics else {},
+            "deps": {"stages/train.py": {"hash": "a"}},
+        }
+        executor = None if state is None else {"state": state}
+        return {"name": name, "executor": executor, "revs": [{"rev": name, "data": data}]}
+
+    listing = [
+        {
+            "experiments": [
+                entry("s-done", "success"),
+                entry("s-pulled", None),  # a ref fetched from a remote: no executor
+                entry("s-queued", "queued", metrics=False),
+                entry("s-running", "running"),  # shows the baseline's metrics meanwhile
+                entry("s-failed", "failed"),
+                entry("s-nometrics", None, metrics=False),
+                entry("other-done", "success"),
+            ]
+        },
+        {"experiments": None},
+    ]
+    got = finished(listing, "s-")
+    assert [e.name for e in got] == ["s-done", "s-pulled"]
+    assert got[0].params == {"seed": 1} and got[0].deps == {"stages/train.py": "a"}
+    assert got[0].metrics == {"metrics/eval.json": {"auc": 0.9}}

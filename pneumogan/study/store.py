@@ -52,15 +52,29 @@ def dvc(root: Path, *args: str) -> str:
 
 
 def stored(root: Path, prefix: str) -> list[Experiment]:
-    """Every experiment named `prefix`* on HEAD's first-parent history (DVC's own listing)."""
-    listing = json.loads(dvc(root, "exp", "show", "--json", "--num", "-1") or "[]")
+    """Every finished experiment named `prefix`* on HEAD's first-parent history (DVC's own
+    listing)."""
+    return finished(json.loads(dvc(root, "exp", "show", "--json", "--num", "-1") or "[]"), prefix)
+
+
+def finished(listing: list[dict], prefix: str) -> list[Experiment]:
+    """The experiments of a `dvc exp show --json` listing named `prefix`* that finished:
+    not queued, running or failed (DVC lists those too, with the params and dependency
+    hashes they will run with), and with the evaluation's metrics."""
     found = []
     for baseline in listing:
         for exp in baseline.get("experiments") or []:
             name = exp.get("name") or ""
+            state = (exp.get("executor") or {}).get("state")
             rev = (exp.get("revs") or [{}])[0]
             data = rev.get("data")
-            if not name.startswith(prefix) or rev.get("error") or not data:
+            if not name.startswith(prefix) or state not in (None, "success"):
+                continue
+            if (
+                rev.get("error")
+                or not data
+                or "metrics/eval.json" not in (data.get("metrics") or {})
+            ):
                 continue
             found.append(
                 Experiment(
