@@ -125,7 +125,8 @@ def test_app_in_a_real_browser(tmp_path, model_file, metrics_file):
 def drive(page, expect, port, files, expected, case) -> None:
     page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
     expect(page.get_by_text(webapp.NOTE).first).to_be_visible(timeout=30_000)
-    expect(page.get_by_text("(CI 0.850–0.950)").first).to_be_visible()  # AUC's interval
+    # the sidebar shows once the model has loaded (seconds on a busy machine)
+    expect(page.get_by_text("(CI 0.850–0.950)").first).to_be_visible(timeout=60_000)
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
     uploader.set_input_files([str(f) for f in files])
 
