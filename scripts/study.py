@@ -34,6 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -61,16 +63,75 @@ def queued_names(root: Path) -> set[str]:
     }
 
 
-def run(args: argparse.Namespace) -> None:
-    root, study = args.root, load_study(args.study)
-    dirty = subprocess.run(
+def uncommitted(root: Path) -> str:
+    """Uncommitted changes to the pipeline's inputs: dvc.yaml, dvc.lock, params.yaml and every
+    stage dependency. Others (the ledger, report and README that `run` itself writes) do not
+    change what an experiment runs, so they do not block one."""
+    status = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"],
         cwd=root,
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.strip()
-    if dirty:
+    ).stdout
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"].values()
+    inputs = {"dvc.yaml", "dvc.lock", "params.yaml"} | {
+        str(d).rstrip("/") for s in stages for d in s.get("deps", [])
+    }
+
+    def is_input(path: str) -> bool:
+        return any(path == i or path.startswith(f"{i}/") for i in inputs)
+
+    return "\n".join(line for line in status.splitlines() if is_input(line[3:])).strip()
+
+
+def uncached_stages(root: Path) -> list[str]:
+    """Stages of the committed dvc.lock whose directory outputs are missing from the DVC cache.
+
+    DVC's experiment executor, after restoring a stage from the run cache, asks the baseline's
+    data index whether each dependency is a pipeline output. For a dependency inside a
+    directory output (data/split/train.npz) that loads the directory's listing, the `.dir`
+    object named in the committed dvc.lock; in a fresh clone it is not in the cache, and the
+    experiment fails with "failed to load directory". dvc 3.67 does this.
+    """
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return []
+    cache = Path(dvc(root, "cache", "dir").strip()) / "files" / "md5"
+    missing = []
+    for name, stage in (yaml.safe_load(lock.read_text()).get("stages") or {}).items():
+        dirs = [
+            str(o["md5"]) for o in stage.get("outs", []) if str(o.get("md5", "")).endswith(".dir")
+        ]
+        if any(not (cache / h[:2] / h[2:]).is_file() for h in dirs):
+            missing.append(name)
+    return sorted(missing)
+
+
+def cache_baseline(root: Path) -> None:
+    """Reproduce the committed pipeline's directory outputs into the cache where they are missing
+    (see `uncached_stages`): for the default params that is the data and the stand-ins, seconds."""
+    if not (stages := uncached_stages(root)):
+        return
+    print(
+        f"the DVC cache lacks the committed outputs of {', '.join(stages)} (a fresh clone?), "
+        "which DVC's experiments need when they reuse a stage from the run cache; "
+        f"running dvc repro {' '.join(stages)} first",
+        flush=True,
+    )
+    out = subprocess.run([sys.executable, "-m", "dvc", "repro", *stages], cwd=root)
+    if out.returncode != 0:
+        raise SystemExit(f"error: dvc repro {' '.join(stages)} failed (exit {out.returncode})")
+    if changed := uncommitted(root):
+        raise SystemExit(
+            "error: dvc repro changed tracked files, so the committed dvc.lock does not match "
+            f"the committed code and params; run `dvc repro` and commit dvc.lock first:\n{changed}"
+        )
+
+
+def run(args: argparse.Namespace) -> None:
+    root, study = args.root, load_study(args.study)
+    if dirty := uncommitted(root):
         raise SystemExit(
             "error: uncommitted changes to tracked files; queued experiments run the "
             f"committed code, so commit first:\n{dirty}"
@@ -101,6 +162,8 @@ def run(args: argparse.Namespace) -> None:
         sets = [a for s in study.overrides(cell) for a in ("-S", s)]
         dvc(root, "exp", "run", "--queue", "-n", name, *sets)
         print(f"[{i}/{len(todo)}] queued {name}", flush=True)
+    if todo:
+        cache_baseline(root)
     if todo:  # follows each experiment's log; failures are reported below
         subprocess.run(
             [sys.executable, "-m", "dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)],

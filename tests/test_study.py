@@ -1,6 +1,7 @@
 """The study: its grid, its statistics, its report, and a tiny study through DVC's queue."""
 
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -223,6 +224,46 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     assert {r.data.tags["study"] for r in runs} == {"tiny"}
     trained = {r.data.tags["dvc_experiment"] for r in runs if r.data.tags["stage"] == "train"}
     assert trained == {f"tiny-{m}-all-s{s}" for m in ("none", "gan") for s in (1, 2)}
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_runs_a_study_whose_cells_reuse_stages(tmp_path, tiny_raw_dir):
+    """A clone has the committed dvc.lock but none of its outputs in the cache. The second cell
+    reuses the first's split and reference stand-in from the run cache, which in DVC's executor
+    needs the committed data/split's directory listing: `run` reproduces it first."""
+    repo, env = make_repo(tmp_path, tiny_raw_dir)
+    shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__py*"))
+    (repo / "studies").mkdir()
+    # capped, so neither cell's split is the committed one (whose listing stays uncached)
+    tiny = {"name": "tiny", "seeds": [1], "methods": [], "caps": [6]}
+    (repo / "studies/tiny.yaml").write_text(
+        yaml.safe_dump({**tiny, "cap_methods": ["none", "oversample"], "set": {}})
+    )
+    dvc = [sys.executable, "-m", "dvc"]
+    sh([*dvc, "repro", "split"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "study, and the lock of the committed split"], repo, env)
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+
+    study = [sys.executable, "scripts/study.py", "run", "--study", "studies/tiny.yaml"]
+    log = sh(study, clone, env, timeout=600)
+    assert "the DVC cache lacks the committed outputs of check_params, download, split" in log
+    assert "2 to run" in log
+    runs = pd.read_csv(clone / "reports/tiny/runs.csv")
+    assert sorted(runs["experiment"]) == ["tiny-none-6-s1", "tiny-oversample-6-s1"]
+    # The ledger `run` wrote (new, so untracked here) does not block the next run; nor does
+    # a change to it once it is committed.
+    sh(["git", "add", "studies/results"], clone, env)
+    sh(["git", "commit", "-qm", "ledger"], clone, env)
+    ledger = clone / "studies/results/tiny.jsonl"
+    ledger.write_text(ledger.read_text() + "\n")
+    assert "2 already stored" in sh(study, clone, env)
+    # A change to the pipeline's code does.
+    fuse_py = clone / "pneumogan/fuse.py"
+    fuse_py.write_text(fuse_py.read_text() + "\n# changed\n")
+    out = subprocess.run(study, cwd=clone, env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "M pneumogan/fuse.py" in out.stderr
 
 
 def test_method_descriptions_come_from_the_params():
