@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
     root, study = args.root, load_study(args.study)
     if dirty := uncommitted(root):
         raise SystemExit(
-            "error: uncommitted changes to tracked files; queued experiments run the "
+            "error: uncommitted changes to the pipeline's inputs; queued experiments run the "
             f"committed code, so commit first:\n{dirty}"
         )
     seeds = tuple(args.seeds) if args.seeds else None
@@ -162,9 +162,8 @@ def run(args: argparse.Namespace) -> None:
         sets = [a for s in study.overrides(cell) for a in ("-S", s)]
         dvc(root, "exp", "run", "--queue", "-n", name, *sets)
         print(f"[{i}/{len(todo)}] queued {name}", flush=True)
-    if todo:
-        cache_baseline(root)
     if todo:  # follows each experiment's log; failures are reported below
+        cache_baseline(root)
         subprocess.run(
             [sys.executable, "-m", "dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)],
             cwd=root,
