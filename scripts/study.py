@@ -47,6 +47,7 @@ from pneumogan.study.store import (  # noqa: E402
     done,
     dvc,
     ledger_path,
+    queue_state,
     record,
     runs_table,
     stored,
@@ -54,13 +55,17 @@ from pneumogan.study.store import (  # noqa: E402
 
 
 def queued_names(root: Path) -> set[str]:
-    """Names of experiments already waiting or running in the queue."""
-    status = dvc(root, "queue", "status")
-    return {
-        parts[1]
-        for line in status.splitlines()[1:]
-        if len(parts := line.split()) >= 3 and parts[-1] in ("Queued", "Running")
-    }
+    """Names of experiments already waiting or running in the queue. Tasks an interrupted run
+    left shown as running with no worker are killed (DVC then marks them failed), so that
+    they are queued again instead of waited for."""
+    state = queue_state(dvc(root, "queue", "status"))
+    for name in sorted(state.orphaned):
+        print(
+            f"{name}: left running by an interrupted run, with no worker; queueing it again",
+            flush=True,
+        )
+        dvc(root, "queue", "kill", name)
+    return set(state.waiting)
 
 
 def uncommitted(root: Path) -> str:

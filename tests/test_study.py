@@ -15,7 +15,15 @@ from pneumogan.report import replace_block
 from pneumogan.study.render import describe_methods, headline, report
 from pneumogan.study.spec import Cell, Study, apply_overrides, load_study
 from pneumogan.study.stats import METRICS, paired_differences, pairs, summarise
-from pneumogan.study.store import Experiment, done, finished, matches, read_ledger, runs_table
+from pneumogan.study.store import (
+    Experiment,
+    done,
+    finished,
+    matches,
+    queue_state,
+    read_ledger,
+    runs_table,
+)
 from tests.conftest import ROOT, make_repo, sh
 
 STUDY = {
@@ -430,3 +438,32 @@ def test_only_finished_experiments_count_as_stored():
     assert [e.name for e in got] == ["s-done", "s-pulled"]
     assert got[0].params == {"seed": 1} and got[0].deps == {"stages/train.py": "a"}
     assert got[0].metrics == {"metrics/eval.json": {"auc": 0.9}}
+
+
+QUEUE = """\
+Task     Name                           Created    Status
+966f5d2  balancing-gan-all-s46          09:00 AM   Running
+de1cd42  balancing-gan_diffaug-all-s46  09:00 AM   Queued
+64b6269  balancing-none-all-s46         09:00 AM   Success
+9eb144b  balancing-weighted-all-s46     09:00 AM   Failed
+
+Worker status: {active} active, 0 idle
+"""
+
+
+def test_queue_state_waits_for_running_tasks_of_a_live_worker():
+    state = queue_state(QUEUE.format(active=1))
+    assert state.waiting == {"balancing-gan-all-s46", "balancing-gan_diffaug-all-s46"}
+    assert state.orphaned == set()
+
+
+def test_queue_state_finds_running_tasks_that_no_worker_runs():
+    """A killed run leaves its task shown as running with no worker: it is not waited for."""
+    state = queue_state(QUEUE.format(active=0))
+    assert state.waiting == {"balancing-gan_diffaug-all-s46"}
+    assert state.orphaned == {"balancing-gan-all-s46"}
+
+
+def test_queue_state_of_an_empty_queue():
+    state = queue_state("No experiment tasks in the queue.\n\nWorker status: 0 active, 0 idle\n")
+    assert state.waiting == set() and state.orphaned == set()

@@ -51,6 +51,31 @@ def dvc(root: Path, *args: str) -> str:
     return out.stdout
 
 
+@dataclass(frozen=True)
+class QueueState:
+    """What `dvc queue status` says: tasks waiting or running, and running ones left behind."""
+
+    waiting: frozenset[str]  # queued, or running under a live worker
+    orphaned: frozenset[str]  # shown as running while no worker is active
+
+
+def queue_state(status: str) -> QueueState:
+    """Parse `dvc queue status`. A task shown as running while the status reports no active
+    worker was left by a run that was killed (its worker died with it): DVC keeps showing it
+    as running, and it never finishes."""
+    tasks: dict[str, set[str]] = {"Queued": set(), "Running": set()}
+    active = None
+    for line in status.splitlines():
+        parts = line.split()
+        if line.startswith("Worker status:") and len(parts) >= 3 and parts[2].isdigit():
+            active = int(parts[2])
+        elif len(parts) >= 3 and parts[-1] in tasks:
+            tasks[parts[-1]].add(parts[1])
+    if active == 0:
+        return QueueState(frozenset(tasks["Queued"]), frozenset(tasks["Running"]))
+    return QueueState(frozenset(tasks["Queued"] | tasks["Running"]), frozenset())
+
+
 def stored(root: Path, prefix: str) -> list[Experiment]:
     """Every finished experiment named `prefix`* on HEAD's first-parent history (DVC's own
     listing)."""
