@@ -113,10 +113,11 @@ def test_augment_off_returns_the_input():
 
 
 def test_zero_draw_is_the_identity(monkeypatch):
-    """u = 0.5 means no rotation and no shift: the image comes back unchanged."""
-    x = torch.randn(3, 1, 28, 28)
+    """u = 0.5 means no rotation and no shift: the image comes back unchanged, up to the
+    float32 rounding of resampling on an identity grid (about 1e-5 for values near 3)."""
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     fixed_rand(monkeypatch, 0.5, [0.5, 0.5])
-    torch.testing.assert_close(augment(x, 0.1, 10.0, torch.Generator()), x)
+    torch.testing.assert_close(augment(x, 0.1, 10.0, torch.Generator()), x, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("max_shift", [0.05, 0.1, 0.25])
