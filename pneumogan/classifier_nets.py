@@ -15,6 +15,7 @@ only, the backbone kept as it was loaded (batch-norm statistics included).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -46,6 +47,7 @@ class ClassifierConfig:
     pretrained: bool = False  # started from ImageNet weights
     freeze: bool = False  # only the head was trained
     members: int = 1  # > 1: an ensemble of that many such networks, P(pneumonia) averaged
+    tta_shift: float = 0.0  # > 0: P(pneumonia) averaged over the image and 4 shifts of this (px)
 
     @classmethod
     def for_arch(
@@ -57,6 +59,7 @@ class ClassifierConfig:
         pretrained: bool = False,
         freeze: bool = False,
         members: int = 1,
+        tta_shift: float = 0.0,
     ) -> ClassifierConfig:
         """The config of `arch`, with the channels and normalisation it needs."""
         if arch in BACKBONES:
@@ -71,10 +74,11 @@ class ClassifierConfig:
                 pretrained,
                 freeze,
                 members,
+                tta_shift,
             )
         if pretrained or freeze:
             raise ValueError(f"{arch} has no pretrained weights; those are {list(BACKBONES)}")
-        return cls(arch, size, width, input_size, members=members)
+        return cls(arch, size, width, input_size, members=members, tta_shift=tta_shift)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ClassifierConfig:
@@ -85,8 +89,12 @@ class ClassifierConfig:
         return cls(**raw)
 
     def member(self) -> ClassifierConfig:
-        """The config of one network of the ensemble (itself when `members` is 1)."""
-        return replace(self, members=1)
+        """The config of one trained network: no ensemble, no test-time augmentation."""
+        return replace(self, members=1, tta_shift=0.0)
+
+    def body(self) -> ClassifierConfig:
+        """The config without test-time augmentation (what is trained: the ensemble, if any)."""
+        return replace(self, tta_shift=0.0)
 
     @property
     def side(self) -> int:
@@ -275,12 +283,16 @@ class Backbone(nn.Module):
         return self.head(self.features(x)).view(-1)
 
 
+def mean_probability_logit(z: torch.Tensor) -> torch.Tensor:
+    """The logit of the mean of sigmoid(z) over dim 0, in log space (logsumexp of
+    log-sigmoids), so it stays exact for confident logits where sigmoid rounds to 0 or 1."""
+    return torch.logsumexp(F.logsigmoid(z), 0) - torch.logsumexp(F.logsigmoid(-z), 0)
+
+
 class Ensemble(nn.Module):
     """Networks trained from different seeds; the logit of their mean P(pneumonia).
 
     Averaging probabilities, not logits, keeps one overconfident member from deciding alone.
-    The logit of the mean is computed in log space (logsumexp of log-sigmoids), so it stays
-    exact for confident members where sigmoid rounds to 0 or 1.
     """
 
     def __init__(self, members: list[nn.Module]) -> None:
@@ -293,7 +305,45 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = torch.stack([m(x) for m in self.members])
-        return torch.logsumexp(F.logsigmoid(z), 0) - torch.logsumexp(F.logsigmoid(-z), 0)
+        return mean_probability_logit(z)
+
+
+def translate(x: torch.Tensor, px: float, dim: int) -> torch.Tensor:
+    """`x` moved by `px` pixels along `dim`: out[i] = x[i + px], linear between pixels, edges
+    repeated (what `grid_sample` does with a translation, `padding_mode="border"`)."""
+    whole = math.floor(px)
+    frac = px - whole
+    n = x.shape[dim]
+    idx = torch.arange(n, device=x.device)
+
+    def take(k: int) -> torch.Tensor:
+        return x.index_select(dim, (idx + k).clamp(0, n - 1))
+
+    moved = take(whole)
+    return moved if frac == 0 else moved * (1 - frac) + take(whole + 1) * frac
+
+
+class ShiftTTA(nn.Module):
+    """Test-time augmentation: the logit of the mean P(pneumonia) over the image and its four
+    shifts by `shift` px (left, right, up, down), all five in one batch through `net`.
+
+    It has no weights of its own and is added after training (the network trains on single
+    images); Grad-CAM and `features` use the unshifted image.
+    """
+
+    def __init__(self, net: nn.Module, shift: float) -> None:
+        super().__init__()
+        self.net = net
+        self.shift = float(shift)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.shift
+        views = [x] + [translate(x, d, dim) for dim in (3, 2) for d in (s, -s)]
+        z = self.net(torch.cat(views)).view(len(views), -1)
+        return mean_probability_logit(z)
 
 
 REGISTRY: dict[str, Callable[[ClassifierConfig], nn.Module]] = {
@@ -317,6 +367,8 @@ def build(cfg: ClassifierConfig, *, fetch_weights: bool = False) -> nn.Module:
         factory = REGISTRY[cfg.arch]
     except KeyError:
         raise ValueError(f"unknown classifier arch {cfg.arch!r}; known: {list(REGISTRY)}") from None
+    if cfg.tta_shift:
+        return ShiftTTA(build(cfg.body(), fetch_weights=fetch_weights), cfg.tta_shift)
     if cfg.members > 1:
         return Ensemble(
             [build(cfg.member(), fetch_weights=fetch_weights) for _ in range(cfg.members)]

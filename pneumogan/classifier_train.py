@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pneumogan.augment import augment, mixup
-from pneumogan.classifier_nets import ClassifierConfig, Ensemble, build
+from pneumogan.classifier_nets import ClassifierConfig, Ensemble, ShiftTTA, build
 from pneumogan.predict import Classifier, predict_proba
 from pneumogan.progress import progress
 from pneumogan.transforms import ImageTransform
@@ -63,27 +63,47 @@ def train_classifier(
     drawing on from the same streams (so its first member is the network `members: 1` trains);
     `on_epoch` then sees the epochs numbered on across members, with the member in the stats.
     `weights` (one per training image) weight each image's loss; mixup mixes them as it mixes
-    the labels.
+    the labels. With `net.tta_shift` the trained network (or ensemble) is then wrapped in
+    test-time augmentation (`ShiftTTA`); checkpoints are still chosen without it, and the
+    summary adds the wrapped model's validation AUC (`tta_val_auc`).
     """
-    if net.members == 1:
-        model, summary = _train_one(train, val, net, settings, rng, device, on_epoch, weights)
-        return Classifier(model, net, ImageTransform(size=net.size), dict(summary)), summary
-    members, summary, offset = [], {}, 0
-    for k in range(1, net.members + 1):
+    body = net.body()  # what trains: test-time augmentation wraps it afterwards
+    if body.members == 1:
+        model, summary = _train_one(train, val, body, settings, rng, device, on_epoch, weights)
+        summary = dict(summary)
+    else:
+        members, summary, offset = [], {}, 0
+        for k in range(1, body.members + 1):
 
-        def seen(epoch: int, stats: dict[str, float], k: int = k, offset: int = offset) -> None:
-            on_epoch(offset + epoch, {**stats, "member": k})
+            def seen(epoch: int, stats: dict[str, float], k: int = k, offset: int = offset) -> None:
+                on_epoch(offset + epoch, {**stats, "member": k})
 
-        model, summary[f"member{k}"] = _train_one(
-            train, val, net.member(), settings, rng, device, seen, weights
+            member, summary[f"member{k}"] = _train_one(
+                train, val, body.member(), settings, rng, device, seen, weights
+            )
+            members.append(member)
+            offset += summary[f"member{k}"]["epochs_run"]
+        model = Ensemble(members).eval()
+        p_val = _val_proba(model, body, val, settings.batch_size)
+        summary = {
+            "best_val_auc": float(roc_auc_score(val[1], p_val)),
+            "epochs_run": offset,
+            **summary,
+        }
+    if net.tta_shift:
+        model = ShiftTTA(model, net.tta_shift).eval()
+        summary["tta_val_auc"] = float(
+            roc_auc_score(val[1], _val_proba(model, net, val, settings.batch_size))
         )
-        members.append(model)
-        offset += summary[f"member{k}"]["epochs_run"]
-    clf = Classifier(Ensemble(members).eval(), net, ImageTransform(size=net.size), {})
-    p_val = predict_proba(clf, val[0], batch_size=settings.batch_size)
-    summary = {"best_val_auc": float(roc_auc_score(val[1], p_val)), "epochs_run": offset, **summary}
-    clf.info.update(summary)
+    clf = Classifier(model, net, ImageTransform(size=net.size), dict(summary))
     return clf, summary
+
+
+def _val_proba(
+    model: torch.nn.Module, net: ClassifierConfig, val: tuple[np.ndarray, np.ndarray], batch: int
+) -> np.ndarray:
+    clf = Classifier(model, net, ImageTransform(size=net.size), {})
+    return predict_proba(clf, val[0], batch_size=batch)
 
 
 def _train_one(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from pneumogan.classifier_nets import ShiftTTA
 from pneumogan.predict import Classifier
 
 
@@ -38,6 +39,8 @@ def gradcam(clf: Classifier, images: np.ndarray) -> np.ndarray:
     from captum.attr import LayerAttribution, LayerGradCam
 
     model = clf.model.eval()
+    if isinstance(model, ShiftTTA):  # the map of the image as given, not of its shifts
+        model = model.net
     x = clf.transform.encode(images).requires_grad_(True)
     maps = 0
     for layer in cam_layers(model):  # an ensemble: the mean of the maps at each member's layer

@@ -34,6 +34,22 @@ def _extra_augmentation(tp: dict) -> str:
     return "".join(f", {p}" for p in parts)
 
 
+def _upsampled(tp: dict) -> str:
+    size = tp.get("input_size")
+    return f"; images upsampled to {size} px inside the network" if size else ""
+
+
+def _tta(train: dict, tp: dict) -> list[str]:
+    """The test-time augmentation line, when the model has it."""
+    if not tp.get("tta_shift"):
+        return []
+    return [
+        f"- Test-time augmentation: its P(pneumonia) is the mean over the image and its four "
+        f"shifts by {tp['tta_shift']:g} px (left, right, up, down); validation AUC "
+        f"{train['tta_val_auc']:.4f} with it (checkpoints were chosen without it)."
+    ]
+
+
 def _ratio(counts: dict[str, int]) -> str:
     return f"1 : {counts['pneumonia'] / counts['normal']:.1f}"
 
@@ -104,11 +120,13 @@ def render(
         "",
         "## Model",
         "",
-        f"- `{tp['arch']}` (first stage {tp['width']} channels), one logit for P(pneumonia), "
+        f"- `{tp['arch']}` (first stage {tp['width']} channels{_upsampled(tp)}), one logit for "
+        "P(pneumonia), "
         "in `models/classifier.safetensors` with its config, pixel map and image size.",
         f"- {_training(train, tp)} with mixup α = {params['mixup']:g}, random shifts "
         f"up to {tp['max_shift']:g} of the side and rotations up to {tp['max_rotate']:g}°"
         f"{_extra_augmentation(tp)}.",
+        *_tta(train, tp),
         "- Also as ONNX (`models/classifier.onnx`, uint8 pixels in, P(pneumonia) out) and as "
         f"{registered}; on the {export['n']} test images "
         f"the ONNX graph differs from the checkpoint by at most {export['max_abs_diff']:.1e} in "

@@ -139,6 +139,7 @@ class TrainParams:
     contrast: float = field(metadata=_rng(0.0, 1.0))
     ema: float = field(metadata=_rng(0.0, 0.9999))
     ensemble: int = field(metadata=_rng(1, 16))
+    tta_shift: float = field(metadata=_rng(0.0, 8.0))
     device: Device
 
     def __post_init__(self) -> None:

@@ -8,7 +8,9 @@ Each variant is params.yaml's classifier recipe with the overrides `studies/reci
 it, trained exactly as the train stage trains (same code, same random streams per seed) on the
 real training split, balanced by `fuse.method`: none, oversample, weighted, or gan (which adds the
 pipeline's own synthetic images, `dvc repro synthesize`, whatever the seed). It is scored on the
-validation split: AUC, log loss, Brier score, and accuracy and balanced accuracy at 0.5. The
+validation split: AUC, log loss, Brier score, and accuracy and balanced accuracy at 0.5, each
+for the network as trained and with test-time augmentation (the image and four shifts of
+1.5 px, the model `train.tta_shift: 1.5` builds; the runs themselves train without it). The
 test split is never read, so choosing the recipe from this report leaves test untouched.
 
 Every finished run is appended to `reports/recipe/runs.csv` at once; `run` queues only the
@@ -157,22 +159,13 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def shifted_proba(clf, images: np.ndarray, px: float = 1.5) -> np.ndarray:
-    """Test-time augmentation: P(pneumonia) averaged over the image and four shifts of `px`."""
-    import torch
-    from torch.nn import functional as F
+    """Test-time augmentation: P(pneumonia) averaged over the image and four shifts of `px`
+    (the model `train.tta_shift` builds, around the run's network)."""
+    from pneumogan.classifier_nets import ShiftTTA
+    from pneumogan.predict import Classifier, predict_proba
 
-    from pneumogan.predict import predict_proba
-
-    x = clf.transform.encode(images)
-    out = [predict_proba(clf, images, batch_size=512)]
-    d = 2 * px / images.shape[1]  # affine grids span [-1, 1]
-    with torch.no_grad():
-        for dx, dy in ((d, 0), (-d, 0), (0, d), (0, -d)):
-            theta = torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy]]).expand(x.shape[0], 2, 3)
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            moved = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-            out.append(torch.sigmoid(clf.model(moved)).double().numpy())
-    return np.mean(out, axis=0)
+    tta = Classifier(ShiftTTA(clf.model, px).eval(), clf.config, clf.transform, {})
+    return predict_proba(tta, images, batch_size=512)
 
 
 def stored() -> pd.DataFrame:
@@ -257,15 +250,31 @@ def render(runs: pd.DataFrame, spec: dict, y: np.ndarray, preds: Path = PREDS) -
         base = runs[runs["variant"] == other].set_index("seed")
         r = runs[runs["variant"] == name].set_index("seed")
         common = r.index.intersection(base.index)
-        cells = []
-        for metric, (_, higher) in METRICS.items():
-            d = (r.loc[common, metric] - base.loc[common, metric]).to_numpy(float)
-            t = paired_summary(d, higher)
-            cells.append(
-                f"{_fmt(t['mean'], 4)} [{_fmt(t['low'], 4)}, {_fmt(t['high'], 4)}] "
-                f"({t['a_better']}/{t['n']})"
-            )
+        cells = paired_cells(r.loc[common], base.loc[common])
         lines.append(f"| {name} | {other} | {len(common)} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Test-time augmentation, paired",
+        "",
+        "Each run with TTA (P(pneumonia) averaged over the image and four shifts of 1.5 px, "
+        "`train.tta_shift: 1.5`) − the same run as trained, per seed: mean with a 95% t "
+        "interval over seeds, and in how many seeds TTA did better.",
+        "",
+        "| variant | n | " + " | ".join(m[0] for m in METRICS.values()) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    for name in order:
+        r = runs[runs["variant"] == name].set_index("seed")
+        cells = paired_cells(r, r, prefix="tta_")
+        lines.append(f"| {name} | {len(r)} | " + " | ".join(cells) + " |")
+    d_auc = (runs["tta_val_auc"] - runs["val_auc"]).to_numpy(float)
+    d_ll = (runs["tta_val_log_loss"] - runs["val_log_loss"]).to_numpy(float)
+    lines += [
+        "",
+        f"Over all {len(runs)} runs, TTA raised validation AUC in {int((d_auc > 0).sum())} "
+        f"(mean {_fmt(d_auc.mean(), 5)}) and lowered log loss in {int((d_ll < 0).sum())} "
+        f"(mean {_fmt(d_ll.mean(), 4)}).",
+    ]
     lines += [
         "",
         "## Test-time augmentation and seed ensembles",
@@ -296,6 +305,19 @@ def render(runs: pd.DataFrame, spec: dict, y: np.ndarray, preds: Path = PREDS) -
     devices = ", ".join(f"{n} on {d}" for d, n in runs["device"].value_counts().items())
     lines += ["", f"Runs: {devices}; torch {', '.join(sorted(set(runs['torch'])))}.", ""]
     return "\n".join(lines)
+
+
+def paired_cells(a: pd.DataFrame, b: pd.DataFrame, prefix: str = "") -> list[str]:
+    """Per metric, `prefix`-metric of `a` − metric of `b` (rows paired by index): mean
+    [95% t interval] (seeds where a did better / seeds)."""
+    cells = []
+    for metric, (_, higher) in METRICS.items():
+        t = paired_summary((a[prefix + metric] - b[metric]).to_numpy(float), higher)
+        cells.append(
+            f"{_fmt(t['mean'], 4)} [{_fmt(t['low'], 4)}, {_fmt(t['high'], 4)}] "
+            f"({t['a_better']}/{t['n']})"
+        )
+    return cells
 
 
 def _val_labels() -> np.ndarray:

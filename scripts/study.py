@@ -20,6 +20,11 @@ commit it, and every clone counts those experiments as done and writes the same 
 no experiment refs at all. A study too long for one sitting is thus run in parts: `run`,
 commit the ledger, `run` again later (on this or another machine) for the rest.
 
+A study file may pin the pipeline to a commit (`pipeline: <commit>`): experiments then count
+when they ran with that commit's params.yaml and code, so the report stays whole when the
+default pipeline changes later. `run` refuses where the checkout's pipeline differs from the
+pinned one; run the missing experiments from a checkout of that commit and copy the ledger back.
+
 `push` sends every stored experiment of the study (its git ref to the git remote, its outputs
 to the default DVC remote) with `dvc exp push`; `pull` fetches every experiment of the study
 that the git remote holds with `dvc exp pull`. Several machines can so split a study: each
@@ -47,6 +52,7 @@ from pneumogan.study.store import (  # noqa: E402
     done,
     dvc,
     ledger_path,
+    pipeline_inputs,
     queue_state,
     record,
     runs_table,
@@ -140,6 +146,15 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(
             "error: uncommitted changes to the pipeline's inputs; queued experiments run the "
             f"committed code, so commit first:\n{dirty}"
+        )
+    if study.pipeline and pipeline_inputs(root) != pipeline_inputs(root, study.pipeline):
+        raise SystemExit(
+            f"error: {args.study} pins the study to the pipeline of commit {study.pipeline}, "
+            "and this checkout's params.yaml or pipeline code differ from it: experiments run "
+            "here would not count. Run it from a checkout of that commit (git worktree add "
+            f"../{study.name}-{study.pipeline} {study.pipeline}) and copy its "
+            f"{ledger_path(root, study.name).relative_to(root)} back here, or set `pipeline: "
+            "null` to rerun every experiment with this checkout's pipeline"
         )
     seeds = tuple(args.seeds) if args.seeds else None
     if seeds and not set(seeds) <= set(study.seeds):

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         tp.pretrained,
         tp.freeze,
         tp.ensemble,
+        tp.tta_shift,
     )
     settings = TrainSettings(
         epochs=tp.epochs,
@@ -106,6 +107,12 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
             )
         else:
             log.info("kept epoch %d (val AUC %.4f)", summary["best_epoch"], summary["best_val_auc"])
+        if tp.tta_shift:
+            log.info(
+                "with test-time augmentation (4 shifts of %g px): val AUC %.4f",
+                tp.tta_shift,
+                summary["tta_val_auc"],
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

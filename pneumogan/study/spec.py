@@ -54,6 +54,8 @@ class Study:
     set: tuple[str, ...]  # extra `-S` overrides for every experiment
     # generator arms: name -> its `-S` overrides beyond fuse.method=gan
     generators: tuple[tuple[str, tuple[str, ...]], ...] = (("gan", ()),)
+    # a commit whose params.yaml and pipeline code the experiments ran with; None: this checkout's
+    pipeline: str | None = None
 
     def cells(
         self, seeds: tuple[int, ...] | None = None, methods: tuple[str, ...] | None = None
@@ -86,7 +88,8 @@ def load_study(path: Path) -> Study:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ParamsError(f"{path}: cannot read study file: {err}") from None
-    keys, optional = {"name", "seeds", "methods", "caps", "cap_methods", "set"}, {"generators"}
+    keys = {"name", "seeds", "methods", "caps", "cap_methods", "set"}
+    optional = {"generators", "pipeline"}
     if not isinstance(raw, dict) or not keys <= set(raw) <= keys | optional:
         got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise ParamsError(
@@ -141,6 +144,13 @@ def load_study(path: Path) -> Study:
     name = raw["name"]
     if not isinstance(name, str) or not re.fullmatch(NAME, name):
         raise ParamsError(f"{path}: name = {name!r}: must match {NAME}")
+    pipeline = raw.get("pipeline")
+    if pipeline is not None and not (
+        isinstance(pipeline, str) and re.fullmatch(r"[0-9a-f]{7,40}", pipeline)
+    ):
+        raise ParamsError(
+            f"{path}: pipeline = {pipeline!r}: expected a commit id (7 to 40 hex digits) or null"
+        )
     study = Study(
         name=name,
         seeds=ints("seeds", 0),
@@ -149,6 +159,7 @@ def load_study(path: Path) -> Study:
         cap_methods=methods("cap_methods"),
         set=extra,
         generators=generators,
+        pipeline=pipeline,
     )
     if not study.seeds or not (study.methods or study.caps):
         raise ParamsError(f"{path}: a study needs seeds and methods or caps")

@@ -9,7 +9,10 @@ experiment refs are gone, sees the experiments as done and regenerates the same 
 An experiment counts as done for a cell when its pipeline inputs match what the current
 code would run: the same params (params.yaml with the cell's overrides) and the same
 code (every `.py` dependency in dvc.yaml, by hash). Its commit does not matter, so a
-commit that changes only documentation leaves a study complete.
+commit that changes only documentation leaves a study complete. A study file may instead pin
+the pipeline to a commit (`pipeline`): its experiments then match that commit's params.yaml
+and code, whatever the checkout's are, so a finished study stays complete and reproducible
+(from a checkout of that commit) after the default pipeline moves on.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pneumogan.errors import ParamsError
 from pneumogan.study.spec import Cell, Study, apply_overrides
 
 
@@ -167,11 +172,32 @@ def record(root: Path, study: str, experiments: list[Experiment]) -> int:
     return len(entries) - before
 
 
-def code_hashes(root: Path) -> dict[str, str]:
-    """MD5 of every `.py` dependency that dvc.yaml declares, as the checkout has it now."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+def code_hashes(root: Path, read: Callable[[str], bytes] | None = None) -> dict[str, str]:
+    """MD5 of every `.py` dependency that dvc.yaml declares, as the checkout has it now (or as
+    `read`, path -> bytes, gives the files)."""
+    read = read or (lambda p: (root / p).read_bytes())
+    stages = yaml.safe_load(read("dvc.yaml"))["stages"]
     paths = {d for s in stages.values() for d in s.get("deps", []) if d.endswith(".py")}
-    return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in sorted(paths)}
+    return {p: hashlib.md5(read(p)).hexdigest() for p in sorted(paths)}
+
+
+def pipeline_inputs(root: Path, rev: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """params.yaml and the code hashes of the pipeline: the checkout's, or those of commit `rev`
+    (read from git, so the checkout may be anywhere else)."""
+    if rev is None:
+        return yaml.safe_load((root / "params.yaml").read_text()), code_hashes(root)
+
+    def read(path: str) -> bytes:
+        out = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True)
+        if out.returncode:
+            raise ParamsError(
+                f"the study's pipeline commit {rev}: cannot read its {path} "
+                f"({out.stderr.decode(errors='replace').strip()}); a shallow clone lacks old "
+                "commits: git fetch --unshallow"
+            )
+        return out.stdout
+
+    return yaml.safe_load(read("params.yaml")), code_hashes(root, read)
 
 
 def matches(exp: Experiment, params: dict[str, Any], code: dict[str, str]) -> bool:
@@ -181,10 +207,10 @@ def matches(exp: Experiment, params: dict[str, Any], code: dict[str, str]) -> bo
 
 
 def done(root: Path, study: Study, cells: list[Cell], refs: bool = True) -> dict[Cell, Experiment]:
-    """The newest stored experiment of each cell whose pipeline inputs match the current code,
-    from the experiment refs (unless `refs` is false) and the study's ledger."""
-    base = yaml.safe_load((root / "params.yaml").read_text())
-    code = code_hashes(root)
+    """The newest stored experiment of each cell whose pipeline inputs match the current code
+    (or the commit the study's `pipeline` pins), from the experiment refs (unless `refs` is
+    false) and the study's ledger."""
+    base, code = pipeline_inputs(root, study.pipeline)
     by_name: dict[str, list[Experiment]] = {}
     found = stored(root, f"{study.name}-") if refs else []
     for exp in found + read_ledger(root, study.name):
