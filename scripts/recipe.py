@@ -231,18 +231,14 @@ def render(runs: pd.DataFrame, spec: dict, y: np.ndarray, preds: Path = PREDS) -
             f" | {r['seconds'].mean():.0f} |"
         )
     against = spec.get("against") or {}
-    lines += [
-        "",
-        "## Paired differences",
-        "",
+    lines += paired_section(
+        "Paired differences",
         "Variant − the variant it is compared with (`against` in the spec; `baseline` unless "
         "said), per seed: mean with a 95% t interval over seeds, and in how many seeds the "
         "variant did better. The interval is training variability across seeds on one "
         "validation set, not the sampling error of that set.",
-        "",
-        "| variant | against | n | " + " | ".join(m[0] for m in METRICS.values()) + " |",
-        "|---|---|---|" + "---|" * len(METRICS),
-    ]
+        ["variant", "against", "n"],
+    )
     for name in order:
         other = against.get(name, "baseline")
         if name == other or other not in order:
@@ -252,17 +248,13 @@ def render(runs: pd.DataFrame, spec: dict, y: np.ndarray, preds: Path = PREDS) -
         common = r.index.intersection(base.index)
         cells = paired_cells(r.loc[common], base.loc[common])
         lines.append(f"| {name} | {other} | {len(common)} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Test-time augmentation, paired",
-        "",
+    lines += paired_section(
+        "Test-time augmentation, paired",
         "Each run with TTA (P(pneumonia) averaged over the image and four shifts of 1.5 px, "
         "`train.tta_shift: 1.5`) − the same run as trained, per seed: mean with a 95% t "
         "interval over seeds, and in how many seeds TTA did better.",
-        "",
-        "| variant | n | " + " | ".join(m[0] for m in METRICS.values()) + " |",
-        "|---|---|" + "---|" * len(METRICS),
-    ]
+        ["variant", "n"],
+    )
     for name in order:
         r = runs[runs["variant"] == name].set_index("seed")
         cells = paired_cells(r, r, prefix="tta_")
@@ -305,6 +297,20 @@ def render(runs: pd.DataFrame, spec: dict, y: np.ndarray, preds: Path = PREDS) -
     devices = ", ".join(f"{n} on {d}" for d, n in runs["device"].value_counts().items())
     lines += ["", f"Runs: {devices}; torch {', '.join(sorted(set(runs['torch'])))}.", ""]
     return "\n".join(lines)
+
+
+def paired_section(title: str, text: str, keys: list[str]) -> list[str]:
+    """The heading, explanation and table header of a table of paired differences."""
+    cols = [*keys, *(m[0] for m in METRICS.values())]
+    return [
+        "",
+        f"## {title}",
+        "",
+        text,
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|---" * len(cols) + "|",
+    ]
 
 
 def paired_cells(a: pd.DataFrame, b: pd.DataFrame, prefix: str = "") -> list[str]:

@@ -229,12 +229,12 @@ SETTINGS = TrainSettings(
 )
 
 
-def run_training(seed=0, settings=SETTINGS, on_epoch=lambda e, m: None):
+def run_training(seed=0, settings=SETTINGS, on_epoch=lambda e, m: None, net=None):
     torch.manual_seed(seed)  # weight init: the stage seeds torch's global generator
     return train_classifier(
         tiny(),
         tiny(4, 6, seed=1),
-        ClassifierConfig("resnet_small", 28, 4),
+        net or ClassifierConfig("resnet_small", 28, 4),
         settings,
         rng=np.random.default_rng(seed),
         device=torch.device("cpu"),

@@ -12,7 +12,7 @@ from pneumogan.onnx_model import load_onnx
 from pneumogan.predict import Classifier, load_classifier, predict_proba, save_classifier
 from pneumogan.transforms import ImageTransform
 from tests.conftest import make_images
-from tests.test_classifier import SETTINGS, run_training, tiny
+from tests.test_classifier import run_training, tiny
 
 
 class Fixed(nn.Module):
@@ -61,18 +61,11 @@ def trained():
 
 
 def _train_pair():
-    from pneumogan.classifier_train import train_classifier
 
     seen = []
-    torch.manual_seed(0)
-    clf, summary = train_classifier(
-        tiny(),
-        tiny(4, 6, seed=1),
-        ClassifierConfig("resnet_small", 28, 4, members=2),
-        SETTINGS,
-        rng=np.random.default_rng(0),
-        device=torch.device("cpu"),
+    clf, summary = run_training(
         on_epoch=lambda e, m: seen.append((e, m["member"])),
+        net=ClassifierConfig("resnet_small", 28, 4, members=2),
     )
     summary["seen"] = seen
     return clf, summary
@@ -101,18 +94,25 @@ def test_first_member_is_the_single_network_and_the_second_another(trained):
     assert pair.info["member2"] == s2["member2"] and not pair.model.training
 
 
-def test_ensemble_checkpoint_round_trip_and_onnx_parity(trained, tmp_path):
-    _, _, pair, _ = trained
-    save_classifier(tmp_path / "e.safetensors", pair)
-    loaded = load_classifier(tmp_path / "e.safetensors")
-    assert loaded.config.members == 2 and isinstance(loaded.model, Ensemble)
+def check_round_trip_and_onnx(clf, tmp_path, atol=0.0, batch=12):
+    """Save and load `clf`, export the loaded one as ONNX; both give `clf`'s P(pneumonia)."""
+    save_classifier(tmp_path / "m.safetensors", clf)
+    loaded = load_classifier(tmp_path / "m.safetensors")
     images = make_images(np.array([0, 1] * 6), np.random.default_rng(2))
-    p = predict_proba(pair, images, batch_size=5)
-    np.testing.assert_array_equal(p, predict_proba(loaded, images, batch_size=12))
-    export_onnx(loaded, tmp_path / "e.onnx", opset=18)
-    p_onnx = load_onnx(tmp_path / "e.onnx").predict_proba(images, batch_size=4)
+    p = predict_proba(clf, images, batch_size=5)
+    got = predict_proba(loaded, images, batch_size=batch)
+    np.testing.assert_allclose(got, p, rtol=0, atol=atol)
+    export_onnx(loaded, tmp_path / "m.onnx", opset=18)
+    p_onnx = load_onnx(tmp_path / "m.onnx").predict_proba(images, batch_size=4)
     diff = parity(p, p_onnx, 0.5)
     assert diff["max_abs_diff"] < 1e-5 and diff["label_flips"] == 0
+    return loaded
+
+
+def test_ensemble_checkpoint_round_trip_and_onnx_parity(trained, tmp_path):
+    _, _, pair, _ = trained
+    loaded = check_round_trip_and_onnx(pair, tmp_path)
+    assert loaded.config.members == 2 and isinstance(loaded.model, Ensemble)
 
 
 def test_grad_cam_of_an_ensemble_averages_every_members_map(trained):

@@ -8,14 +8,12 @@ from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
 from pneumogan.classifier_nets import ClassifierConfig, Ensemble, ShiftTTA, build, translate
-from pneumogan.classifier_train import train_classifier
 from pneumogan.explain import gradcam
-from pneumogan.export import export_onnx, parity
-from pneumogan.onnx_model import load_onnx
-from pneumogan.predict import Classifier, load_classifier, predict_proba, save_classifier
+from pneumogan.predict import Classifier, predict_proba
 from pneumogan.transforms import ImageTransform
 from tests.conftest import make_images
-from tests.test_classifier import SETTINGS, run_training, tiny
+from tests.test_classifier import run_training, tiny
+from tests.test_ensemble import check_round_trip_and_onnx
 
 
 def grid_shift(x, dx, dy):
@@ -78,15 +76,7 @@ def test_config_builds_the_wrapper_around_the_trained_body():
 @pytest.fixture(scope="module")
 def trained():
     single, s1 = run_training()
-    torch.manual_seed(0)
-    clf, summary = train_classifier(
-        tiny(),
-        tiny(4, 6, seed=1),
-        ClassifierConfig("resnet_small", 28, 4, tta_shift=1.5),
-        SETTINGS,
-        rng=np.random.default_rng(0),
-        device=torch.device("cpu"),
-    )
+    clf, summary = run_training(net=ClassifierConfig("resnet_small", 28, 4, tta_shift=1.5))
     return single, s1, clf, summary
 
 
@@ -105,17 +95,9 @@ def test_training_is_unchanged_and_the_wrapper_comes_after(trained):
 
 def test_checkpoint_round_trip_and_onnx_parity(trained, tmp_path):
     _, _, clf, _ = trained
-    save_classifier(tmp_path / "t.safetensors", clf)
-    loaded = load_classifier(tmp_path / "t.safetensors")
-    assert loaded.config.tta_shift == 1.5 and isinstance(loaded.model, ShiftTTA)
-    images = make_images(np.array([0, 1] * 6), np.random.default_rng(2))
-    p = predict_proba(clf, images, batch_size=5)
     # the trained weights sit channels-last, the loaded ones not: float32 rounding apart
-    np.testing.assert_allclose(p, predict_proba(loaded, images, batch_size=5), rtol=0, atol=1e-6)
-    export_onnx(loaded, tmp_path / "t.onnx", opset=18)
-    p_onnx = load_onnx(tmp_path / "t.onnx").predict_proba(images, batch_size=4)
-    diff = parity(p, p_onnx, 0.5)
-    assert diff["max_abs_diff"] < 1e-5 and diff["label_flips"] == 0
+    loaded = check_round_trip_and_onnx(clf, tmp_path, atol=1e-6, batch=5)
+    assert loaded.config.tta_shift == 1.5 and isinstance(loaded.model, ShiftTTA)
 
 
 def test_grad_cam_is_the_map_of_the_image_as_given(trained):
