@@ -442,13 +442,14 @@ def test_generator_arms_run_as_gan_with_their_own_params_and_are_compared(tmp_pa
     assert "| oversample − none | 10 | 3 | +0.000 (0/3)" in head
 
 
-def test_committed_report_is_what_the_committed_ledger_gives(tmp_path):
-    """reports/balancing.md, its figures and runs table, and README's summary block are what
+@pytest.mark.parametrize("name", ["balancing", "default"])
+def test_committed_report_is_what_the_committed_ledger_gives(tmp_path, name):
+    """reports/<study>.md, its figures and runs table, and README's summary block are what
     `scripts/study.py report` makes from the committed ledger alone, byte for byte: a clone
     with no experiment refs regenerates them."""
-    study = load_study(ROOT / "studies/balancing.yaml")
+    study = load_study(ROOT / f"studies/{name}.yaml")
     ledger = read_ledger(ROOT, study.name)
-    assert ledger, "studies/results/balancing.jsonl is missing or empty"
+    assert ledger, f"studies/results/{name}.jsonl is missing or empty"
     try:
         found = done(ROOT, study, study.cells(), refs=False)
     except ParamsError as err:  # a shallow clone: the pinned commit's files are not here
@@ -459,18 +460,18 @@ def test_committed_report_is_what_the_committed_ledger_gives(tmp_path):
             "than this checkout's: rerun the study (scripts/study.py run) and commit its report"
         )
     runs = runs_table(study, found)
-    out = tmp_path / "balancing.md"
-    report(study, runs, out, "uv run python scripts/study.py report")
+    out = tmp_path / f"{name}.md"
+    flag = "" if name == "balancing" else f" --study studies/{name}.yaml"
+    report(study, runs, out, f"uv run python scripts/study.py report{flag}")
     committed = ROOT / "reports"
-    assert out.read_text() == (committed / "balancing.md").read_text()
-    made = sorted(f.name for f in (tmp_path / "balancing").iterdir())
-    assert made == sorted(f.name for f in (committed / "balancing").iterdir())
-    for name in made:
-        assert (tmp_path / "balancing" / name).read_bytes() == (
-            committed / "balancing" / name
-        ).read_bytes(), name
+    assert out.read_text() == (committed / f"{name}.md").read_text()
+    made = sorted(f.name for f in (tmp_path / name).iterdir())
+    assert made == sorted(f.name for f in (committed / name).iterdir())
+    for file in made:
+        assert (tmp_path / name / file).read_bytes() == (committed / name / file).read_bytes(), file
     readme = (ROOT / "README.md").read_text()
-    assert replace_block(readme, "study-balancing", headline(runs)) == readme
+    assert f"<!-- study-{name}:begin -->" in readme
+    assert replace_block(readme, f"study-{name}", headline(runs)) == readme
 
 
 def test_only_finished_experiments_count_as_stored():
