@@ -10,9 +10,10 @@ The grid (methods, caps on the real data, seeds, extra params) is in the study f
 `studies/balancing.yaml` by default. An experiment is done when a stored one of that name
 ran with the pipeline inputs of the current code (params and code hashes, read with
 `dvc exp show --json`); `run` queues one `dvc exp run --queue` per missing experiment
-(named <study>-<method>-<cap>-s<seed>), runs the queue with `dvc exp run --run-all`, then
-writes the report. `report` reads only stored experiments, so the same experiments always
-give the same report, byte for byte.
+(named <study>-<method>-<cap>-s<seed>), runs the queue (`dvc queue start`, then waits for
+it, restarting a worker that stopped with tasks left), then writes the report. `report`
+reads only stored experiments, so the same experiments always give the same report, byte
+for byte.
 
 Each finished experiment is also recorded in the study's ledger,
 `studies/results/<study>.jsonl` (its params, code hashes and the metrics the report reads);
@@ -37,6 +38,7 @@ import argparse
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -119,6 +121,33 @@ def uncached_stages(root: Path) -> list[str]:
     return sorted(missing)
 
 
+def run_queue(root: Path, jobs: int, poll: float = 10.0, patience: int = 3) -> None:
+    """Start `jobs` queue workers and wait until no task is queued or running, printing each
+    task as it ends. DVC's worker can stop with tasks still queued (treeverse/dvc#10562), where
+    `dvc exp run --run-all` would wait for ever; a queue seen stalled `patience` polls in a row
+    (so not a worker still starting) gets its workers started again."""
+    dvc(root, "queue", "start", "--jobs", str(jobs))
+    print(
+        f"queue started ({jobs} worker(s)); follow one with `dvc queue logs -f <name>`", flush=True
+    )
+    state, stalled = queue_state(dvc(root, "queue", "status")), 0
+    while state.waiting:
+        time.sleep(poll)
+        now = queue_state(dvc(root, "queue", "status"))
+        for name in sorted(state.waiting - now.waiting):
+            print(f"{name}: ended ({len(now.waiting)} to go)", flush=True)
+        stalled = stalled + 1 if now.stalled else 0
+        if stalled >= patience:
+            print(
+                f"the queue's worker stopped with {len(now.queued)} task(s) queued; starting it "
+                "again",
+                flush=True,
+            )
+            dvc(root, "queue", "start", "--jobs", str(jobs))
+            stalled = 0
+        state = now
+
+
 def cache_baseline(root: Path) -> None:
     """Reproduce the committed pipeline's directory outputs into the cache where they are missing
     (see `uncached_stages`): for the default params that is the data and the stand-ins, seconds."""
@@ -148,13 +177,15 @@ def run(args: argparse.Namespace) -> None:
             f"committed code, so commit first:\n{dirty}"
         )
     if study.pipeline and pipeline_inputs(root) != pipeline_inputs(root, study.pipeline):
+        ledger = ledger_path(root, study.name).relative_to(root)
         raise SystemExit(
             f"error: {args.study} pins the study to the pipeline of commit {study.pipeline}, "
             "and this checkout's params.yaml or pipeline code differ from it: experiments run "
-            "here would not count. Run it from a checkout of that commit (git worktree add "
-            f"../{study.name}-{study.pipeline} {study.pipeline}) and copy its "
-            f"{ledger_path(root, study.name).relative_to(root)} back here, or set `pipeline: "
-            "null` to rerun every experiment with this checkout's pipeline"
+            "here would not count. Run it from a checkout of that commit: git worktree add "
+            f"../{study.name}-{study.pipeline} {study.pipeline}, copy this checkout's {ledger} "
+            "there (so it runs only what is missing), run scripts/study.py run there, copy "
+            f"its {ledger} back and run scripts/study.py report here. Or set `pipeline: null` "
+            "to rerun every experiment with this checkout's pipeline"
         )
     seeds = tuple(args.seeds) if args.seeds else None
     if seeds and not set(seeds) <= set(study.seeds):
@@ -182,12 +213,9 @@ def run(args: argparse.Namespace) -> None:
         sets = [a for s in study.overrides(cell) for a in ("-S", s)]
         dvc(root, "exp", "run", "--queue", "-n", name, *sets)
         print(f"[{i}/{len(todo)}] queued {name}", flush=True)
-    if todo:  # follows each experiment's log; failures are reported below
+    if todo:  # failures are reported below
         cache_baseline(root)
-        subprocess.run(
-            [sys.executable, "-m", "dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)],
-            cwd=root,
-        )
+        run_queue(root, args.jobs)
     finished = done(root, study, cells)
     if new := record(root, study.name, list(finished.values())):
         print(f"recorded {new} experiment(s) in {ledger_path(root, study.name).relative_to(root)}")

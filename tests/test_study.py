@@ -532,6 +532,52 @@ def test_queue_state_finds_running_tasks_that_no_worker_runs():
     assert state.orphaned == {"balancing-gan-all-s46"}
 
 
+def test_a_queue_whose_worker_stopped_early_is_stalled():
+    status = QUEUE.replace("Running", "Success").format(active=0)
+    state = queue_state(status)
+    assert state.stalled and state.queued == {"balancing-gan_diffaug-all-s46"}
+    assert not queue_state(QUEUE.format(active=1)).stalled  # a worker is on it
+    assert queue_state(QUEUE.format(active=0)).stalled  # only an orphan "runs": stopped too
+    assert not queue_state(QUEUE.replace("Queued", "Success").format(active=0)).stalled
+
+
+def test_run_queue_restarts_a_stalled_worker_and_waits_for_every_task(monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_script", ROOT / "scripts/study.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    two = QUEUE.replace("Running", "Queued")  # both s46 gan arms waiting
+    statuses = iter(
+        [
+            two.format(active=1),  # before the first poll
+            two.format(active=0),  # the worker is still starting ...
+            QUEUE.format(active=1),  # ... it is not: the gan arm runs
+            QUEUE.replace("Running", "Success").format(active=0),  # stopped, one queued
+            QUEUE.replace("Running", "Success").format(active=0),
+            QUEUE.replace("Running", "Success").format(active=0),  # third in a row: restart
+            QUEUE.replace("Running", "Success").replace("Queued", "Running").format(active=1),
+            QUEUE.replace("Running", "Success").replace("Queued", "Success").format(active=0),
+        ]
+    )
+    calls = []
+
+    def fake_dvc(root, *args):
+        calls.append(args)
+        return next(statuses) if args == ("queue", "status") else ""
+
+    monkeypatch.setattr(script, "dvc", fake_dvc)
+    monkeypatch.setattr(script.time, "sleep", lambda s: None)
+    script.run_queue(ROOT, 2)
+    starts = [c for c in calls if c[:2] == ("queue", "start")]
+    assert starts == [("queue", "start", "--jobs", "2")] * 2
+    out = capsys.readouterr().out
+    assert "balancing-gan-all-s46: ended (1 to go)" in out
+    assert "worker stopped with 1 task(s) queued; starting it again" in out
+    assert "balancing-gan_diffaug-all-s46: ended (0 to go)" in out
+    assert next(statuses, None) is None  # it polled until the queue was empty, and no further
+
+
 def test_queue_state_of_an_empty_queue():
     state = queue_state("No experiment tasks in the queue.\n\nWorker status: 0 active, 0 idle\n")
     assert state.waiting == set() and state.orphaned == set()

@@ -62,6 +62,14 @@ class QueueState:
 
     waiting: frozenset[str]  # queued, or running under a live worker
     orphaned: frozenset[str]  # shown as running while no worker is active
+    queued: frozenset[str] = frozenset()  # not started yet
+    active: int | None = None  # workers busy (None: the status did not say)
+
+    @property
+    def stalled(self) -> bool:
+        """Tasks queued and no worker busy (none running, or only orphans): DVC's worker has
+        stopped before the queue was empty (treeverse/dvc#10562), and nothing will start them."""
+        return bool(self.queued) and self.active == 0
 
 
 def queue_state(status: str) -> QueueState:
@@ -76,9 +84,10 @@ def queue_state(status: str) -> QueueState:
             active = int(parts[2])
         elif len(parts) >= 3 and parts[-1] in tasks:
             tasks[parts[-1]].add(parts[1])
+    queued = frozenset(tasks["Queued"])
     if active == 0:
-        return QueueState(frozenset(tasks["Queued"]), frozenset(tasks["Running"]))
-    return QueueState(frozenset(tasks["Queued"] | tasks["Running"]), frozenset())
+        return QueueState(queued, frozenset(tasks["Running"]), queued, active)
+    return QueueState(queued | tasks["Running"], frozenset(), queued, active)
 
 
 def stored(root: Path, prefix: str) -> list[Experiment]:
