@@ -193,10 +193,8 @@ def code_hashes(root: Path, read: Callable[[str], bytes] | None = None) -> dict[
 def pipeline_inputs(root: Path, rev: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """params.yaml and the code hashes of the pipeline: the checkout's, or those of commit `rev`
     (read from git, so the checkout may be anywhere else)."""
-    if rev is None:
-        return yaml.safe_load((root / "params.yaml").read_text()), code_hashes(root)
 
-    def read(path: str) -> bytes:
+    def from_git(path: str) -> bytes:
         out = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True)
         if out.returncode:
             raise ParamsError(
@@ -206,6 +204,7 @@ def pipeline_inputs(root: Path, rev: str | None = None) -> tuple[dict[str, Any],
             )
         return out.stdout
 
+    read = (lambda p: (root / p).read_bytes()) if rev is None else from_git
     return yaml.safe_load(read("params.yaml")), code_hashes(root, read)
 
 
