@@ -442,7 +442,7 @@ def test_generator_arms_run_as_gan_with_their_own_params_and_are_compared(tmp_pa
     assert "| oversample − none | 10 | 3 | +0.000 (0/3)" in head
 
 
-@pytest.mark.parametrize("name", ["balancing", "default"])
+@pytest.mark.parametrize("name", ["balancing", "default", "larger"])
 def test_committed_report_is_what_the_committed_ledger_gives(tmp_path, name):
     """reports/<study>.md, its figures and runs table, and README's summary block are what
     `scripts/study.py report` makes from the committed ledger alone, byte for byte: a clone
