@@ -24,11 +24,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pneumogan import folder, source  # noqa: E402
-from pneumogan.contract import SPLITS, read_arrays  # noqa: E402
-from pneumogan.files import write_json  # noqa: E402
-from pneumogan.params import load_params, stage_slice  # noqa: E402
-from pneumogan.progress import setup_logging  # noqa: E402
+from pneumogan.core.files import write_json  # noqa: E402
+from pneumogan.core.params import load_params, stage_slice  # noqa: E402
+from pneumogan.core.progress import setup_logging  # noqa: E402
+from pneumogan.data import folder, medmnist  # noqa: E402
+from pneumogan.data.contract import SPLITS, read_arrays  # noqa: E402
 from stages import download, split  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     setup_logging()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     d = params["data"]
-    npz = source.find_local_copy(d["image_size"], d["flag"], ROOT / d["path"])
+    npz = medmnist.find_local_copy(d["image_size"], d["flag"], ROOT / d["path"])
     if npz is None:
         print("no local copy of the MedMNIST file: set PNEUMOGAN_DATA_DIR", file=sys.stderr)
         return 2

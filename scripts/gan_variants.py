@@ -18,8 +18,8 @@ from pathlib import Path
 import mlflow
 import yaml
 
-from pneumogan.choices import GAN_VARIANT_NAMES, GAN_VARIANTS
-from pneumogan.report import replace_block
+from pneumogan.core.choices import GAN_VARIANT_NAMES, GAN_VARIANTS
+from pneumogan.report.markdown import replace_block
 from pneumogan.study.store import stored
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from pneumogan.model_card import render
-from pneumogan.source import FLAG, medmnist_info
+from pneumogan.data.medmnist import FLAG, medmnist_info
+from pneumogan.serve.model_card import render
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -85,13 +85,13 @@ def settings_of(variant: dict, params: dict) -> tuple[dict, float, str]:
 def run_one(name: str, variant: dict, seed: int, params: dict) -> dict:
     import torch
 
-    from pneumogan import seeds
-    from pneumogan.classifier_nets import ClassifierConfig
-    from pneumogan.classifier_train import TrainSettings, train_classifier
-    from pneumogan.contract import load_split
-    from pneumogan.device import describe, pick_device
-    from pneumogan.fuse import fuse, image_weights
-    from pneumogan.predict import predict_proba
+    from pneumogan.classify.nets import ClassifierConfig
+    from pneumogan.classify.predictor import predict_proba
+    from pneumogan.classify.train import TrainSettings, train_classifier
+    from pneumogan.core import seeds
+    from pneumogan.core.device import describe, pick_device
+    from pneumogan.data.contract import load_split
+    from pneumogan.data.fuse import fuse, image_weights
 
     tp, mixup, method = settings_of(variant, params)
     train = load_split(ROOT / "data/split/train.npz")
@@ -161,8 +161,9 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def shifted_proba(clf, images: np.ndarray, px: float = 1.5) -> np.ndarray:
     """Test-time augmentation: P(pneumonia) averaged over the image and four shifts of `px`
     (the model `train.tta_shift` builds, around the run's network)."""
-    from pneumogan.classifier_nets import ShiftTTA
-    from pneumogan.predict import Classifier, predict_proba
+    from pneumogan.classify.checkpoint import Classifier
+    from pneumogan.classify.nets import ShiftTTA
+    from pneumogan.classify.predictor import predict_proba
 
     tta = Classifier(ShiftTTA(clf.model, px).eval(), clf.config, clf.transform, {})
     return predict_proba(tta, images, batch_size=512)
@@ -327,7 +328,7 @@ def paired_cells(a: pd.DataFrame, b: pd.DataFrame, prefix: str = "") -> list[str
 
 
 def _val_labels() -> np.ndarray:
-    from pneumogan.contract import load_split
+    from pneumogan.data.contract import load_split
 
     return load_split(ROOT / "data/split/val.npz")[1]
 

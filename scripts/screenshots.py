@@ -27,9 +27,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pneumogan import webapp  # noqa: E402
-from pneumogan.choices import LABELS  # noqa: E402
-from pneumogan.contract import load_split  # noqa: E402
+from pneumogan.core.choices import LABELS  # noqa: E402
+from pneumogan.data.contract import load_split  # noqa: E402
+from pneumogan.serve import app  # noqa: E402
 
 WIDTH = 1200
 
@@ -75,7 +75,7 @@ def shoot(port: int, files: list[Path], chromium: str) -> bytes:
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
-            expect(page.get_by_text(webapp.NOTE).first).to_be_visible(timeout=30_000)
+            expect(page.get_by_text(app.NOTE).first).to_be_visible(timeout=30_000)
             page.get_by_role("textbox", name="Case label").fill("demo: three test-split images")
             page.get_by_role("textbox", name="Case label").press("Enter")
             page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="pneumogan-shots-") as tmp:
         files = test_images(Path(tmp))
         proc = subprocess.Popen(
-            webapp.command(model, metrics, port),
+            app.command(model, metrics, port),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

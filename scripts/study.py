@@ -46,8 +46,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pneumogan.errors import ParamsError  # noqa: E402
-from pneumogan.report import replace_block  # noqa: E402
+from pneumogan.core.errors import ParamsError  # noqa: E402
+from pneumogan.report.markdown import replace_block  # noqa: E402
 from pneumogan.study.render import headline, report  # noqa: E402
 from pneumogan.study.spec import load_study  # noqa: E402
 from pneumogan.study.store import (  # noqa: E402

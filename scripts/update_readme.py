@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from pneumogan.report import replace_block, results_table
+from pneumogan.report.markdown import replace_block, results_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

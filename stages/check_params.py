@@ -10,9 +10,9 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage
-from pneumogan.files import atomic_dir, write_json
-from pneumogan.params import STAGE_PARAMS, load_params, stage_slice
+from pneumogan.core import stage
+from pneumogan.core.files import atomic_dir, write_json
+from pneumogan.core.params import STAGE_PARAMS, load_params, stage_slice
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,27 +7,27 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage, tracking
-from pneumogan.files import atomic_dir, write_json
-from pneumogan.params import StageParams, load_slice
+from pneumogan.core import stage, tracking
+from pneumogan.core.files import atomic_dir, write_json
+from pneumogan.core.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.download")
 
 
 def medmnist(cfg: StageParams, out: Path) -> dict:
-    from pneumogan import source
+    from pneumogan.data import medmnist
 
     d = cfg.data
-    source.check_flag(d.flag, d.image_size)
-    name = source.filename(d.image_size, d.flag)
-    prov = source.fetch(d.image_size, out / name, d.flag, Path(d.path))
+    medmnist.check_flag(d.flag, d.image_size)
+    name = medmnist.filename(d.image_size, d.flag)
+    prov = medmnist.fetch(d.image_size, out / name, d.flag, Path(d.path))
     log.info("%s from %s (official MD5: %s)", name, prov.source, prov.official)
     return dataclasses.asdict(prov)
 
 
 def folder(cfg: StageParams, out: Path) -> dict:
-    from pneumogan import folder as tree
-    from pneumogan.contract import write_arrays
+    from pneumogan.data import folder as tree
+    from pneumogan.data.contract import write_arrays
 
     d = cfg.data
     arrays, bad, summary = tree.read_tree(

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage
-from pneumogan.params import load_slice
+from pneumogan.core import stage
+from pneumogan.core.params import load_slice
 
 log = logging.getLogger("pneumogan.eda")
 
@@ -22,11 +22,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "eda")
 
-    from pneumogan import eda, seeds, tracking
-    from pneumogan.contract import SPLITS, load_split, read_arrays
-    from pneumogan.errors import DataError
-    from pneumogan.files import write_json, write_table
-    from pneumogan.split import find_raw
+    from pneumogan.core import seeds, tracking
+    from pneumogan.core.errors import DataError
+    from pneumogan.core.files import write_json, write_table
+    from pneumogan.data.contract import SPLITS, load_split, read_arrays
+    from pneumogan.data.split import find_raw
+    from pneumogan.report import eda
 
     size = cfg.data.image_size
     try:

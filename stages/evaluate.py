@@ -11,18 +11,22 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage
-from pneumogan.params import StageParams, load_slice
+from pneumogan.core import stage
+from pneumogan.core.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.evaluate")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan import figures, metrics, seeds, serving, tracking
-    from pneumogan.contract import load_split
-    from pneumogan.files import write_json, write_table
-    from pneumogan.params import flatten
-    from pneumogan.predict import load_classifier, predict_proba
+    from pneumogan.classify.checkpoint import load_classifier
+    from pneumogan.classify.predictor import predict_proba
+    from pneumogan.core import seeds, tracking
+    from pneumogan.core.files import write_json, write_table
+    from pneumogan.core.params import flatten
+    from pneumogan.data.contract import load_split
+    from pneumogan.evaluate import metrics
+    from pneumogan.report import figures
+    from pneumogan.serve import mlflow_model
 
     ep = cfg.evaluate
     clf = load_classifier(args.model)
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         run.log_metrics(flatten(scores))
         run.log_artifact(out, "plots")
         run.log_artifact(args.metrics)
-        model = serving.log_classifier(args.model, images[:2], ep.register_as)
+        model = mlflow_model.log_classifier(args.model, images[:2], ep.register_as)
         log.info(metrics.summary_line(scores, ep.ci_level))
         if ep.register_as:
             log.info("MLflow model %s, version %s", ep.register_as, model.registered_model_version)

@@ -7,17 +7,18 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage
-from pneumogan.params import StageParams, load_slice
+from pneumogan.core import stage
+from pneumogan.core.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.explain")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan import figures, tracking
-    from pneumogan.contract import load_split
-    from pneumogan.explain import explain_examples
-    from pneumogan.predict import load_classifier
+    from pneumogan.classify.checkpoint import load_classifier
+    from pneumogan.core import tracking
+    from pneumogan.data.contract import load_split
+    from pneumogan.evaluate.explain import explain_examples
+    from pneumogan.report import figures
 
     clf = load_classifier(args.model)
     images, labels = load_split(args.test, size=clf.transform.size)

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage
-from pneumogan.errors import DataError
-from pneumogan.params import StageParams, load_slice
+from pneumogan.core import stage
+from pneumogan.core.errors import DataError
+from pneumogan.core.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.export")
 
@@ -21,12 +21,13 @@ log = logging.getLogger("pneumogan.export")
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
     import tempfile
 
-    from pneumogan import tracking
-    from pneumogan.contract import load_split
-    from pneumogan.export import export_onnx, parity
-    from pneumogan.files import write_json
-    from pneumogan.onnx_model import load_onnx
-    from pneumogan.predict import load_classifier, predict_proba
+    from pneumogan.classify.checkpoint import load_classifier
+    from pneumogan.classify.predictor import predict_proba
+    from pneumogan.core import tracking
+    from pneumogan.core.files import write_json
+    from pneumogan.data.contract import load_split
+    from pneumogan.serve.onnx_export import export_onnx, parity
+    from pneumogan.serve.onnx_runtime import load_onnx
 
     clf = load_classifier(args.model)
     images, _ = load_split(args.test, size=clf.transform.size)

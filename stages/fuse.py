@@ -6,11 +6,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import seeds, stage, tracking
-from pneumogan.contract import load_split, save_split
-from pneumogan.files import atomic_dir, write_json
-from pneumogan.fuse import fuse, image_weights
-from pneumogan.params import load_slice
+from pneumogan.core import seeds, stage, tracking
+from pneumogan.core.files import atomic_dir, write_json
+from pneumogan.core.params import load_slice
+from pneumogan.data.contract import load_split, save_split
+from pneumogan.data.fuse import fuse, image_weights
 
 log = logging.getLogger("pneumogan.fuse")
 

@@ -10,21 +10,22 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import skipped, stage
-from pneumogan.params import StageParams, load_slice
+from pneumogan.core import stage
+from pneumogan.core.params import StageParams, load_slice
+from pneumogan.generate import standin
 
 log = logging.getLogger("pneumogan.reference")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan import seeds, tracking
-    from pneumogan.classifier_nets import ClassifierConfig
-    from pneumogan.classifier_train import TrainSettings, train_classifier
-    from pneumogan.contract import load_split
-    from pneumogan.device import pick_device
-    from pneumogan.files import write_json
-    from pneumogan.history import History
-    from pneumogan.predict import save_classifier
+    from pneumogan.classify.checkpoint import save_classifier
+    from pneumogan.classify.nets import ClassifierConfig
+    from pneumogan.classify.train import TrainSettings, train_classifier
+    from pneumogan.core import seeds, tracking
+    from pneumogan.core.device import pick_device
+    from pneumogan.core.files import write_json
+    from pneumogan.core.history import History
+    from pneumogan.data.contract import load_split
 
     rp = cfg.reference
     train = load_split(args.train)
@@ -70,9 +71,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "reference")
     if not cfg.enabled:
-        skipped.skipped_checkpoint(args.model)
-        skipped.skipped_metrics(args.metrics)
-        log.info("skipped: %s", skipped.REASON)
+        standin.skipped_checkpoint(args.model)
+        standin.skipped_metrics(args.metrics)
+        log.info("skipped: %s", standin.REASON)
         return
     run(args, cfg)
 

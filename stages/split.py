@@ -6,12 +6,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import seeds, stage, tracking
-from pneumogan.balance import class_counts
-from pneumogan.contract import save_split
-from pneumogan.files import atomic_dir, write_json
-from pneumogan.params import load_slice
-from pneumogan.split import find_raw, split_parts
+from pneumogan.core import seeds, stage, tracking
+from pneumogan.core.files import atomic_dir, write_json
+from pneumogan.core.params import load_slice
+from pneumogan.data.balance import class_counts
+from pneumogan.data.contract import save_split
+from pneumogan.data.split import find_raw, split_parts
 
 log = logging.getLogger("pneumogan.split")
 

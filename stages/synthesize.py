@@ -12,24 +12,26 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumogan import skipped, stage
-from pneumogan.contract import load_split, save_split
-from pneumogan.files import atomic_dir
-from pneumogan.params import StageParams, flatten, load_slice
+from pneumogan.core import stage
+from pneumogan.core.files import atomic_dir
+from pneumogan.core.params import StageParams, flatten, load_slice
+from pneumogan.data.contract import load_split, save_split
+from pneumogan.generate import standin
 
 log = logging.getLogger("pneumogan.synthesize")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan import seeds, tracking
-    from pneumogan.balance import minority_class, n_missing
-    from pneumogan.choices import LABELS
-    from pneumogan.errors import DataError
-    from pneumogan.files import write_json
-    from pneumogan.grids import save_grid
-    from pneumogan.predict import load_classifier
-    from pneumogan.quality import quality_report
-    from pneumogan.synthesis import draw_for_fuse, load_generator, preview
+    from pneumogan.classify.checkpoint import load_classifier
+    from pneumogan.core import seeds, tracking
+    from pneumogan.core.choices import LABELS
+    from pneumogan.core.errors import DataError
+    from pneumogan.core.files import write_json
+    from pneumogan.core.grids import save_grid
+    from pneumogan.data.balance import minority_class, n_missing
+    from pneumogan.generate.checkpoint import load_generator
+    from pneumogan.generate.quality import quality_report
+    from pneumogan.generate.synthesis import draw_for_fuse, preview
 
     sp = cfg.synthesize
     images, labels = load_split(args.train)
@@ -99,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         with atomic_dir(args.out) as tmp:
             empty = np.zeros((0, *images.shape[1:]), dtype=np.uint8)
             save_split(tmp / "synthetic.npz", empty, np.zeros(0, dtype=np.int64))
-        skipped.skipped_metrics(args.metrics)
-        skipped.skipped_image(args.preview)
-        log.info("skipped: %s", skipped.REASON)
+        standin.skipped_metrics(args.metrics)
+        standin.skipped_image(args.preview)
+        log.info("skipped: %s", standin.REASON)
         return
     run(args, cfg)
 

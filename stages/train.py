@@ -7,8 +7,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import stage
-from pneumogan.params import StageParams, load_slice
+from pneumogan.core import stage
+from pneumogan.core.params import StageParams, load_slice
 
 log = logging.getLogger("pneumogan.train")
 CURVE_COLUMNS = ["train_loss", "val_loss", "val_auc"]
@@ -17,14 +17,14 @@ CURVE_COLUMNS = ["train_loss", "val_loss", "val_auc"]
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
     import torch
 
-    from pneumogan import seeds, tracking
-    from pneumogan.classifier_nets import ClassifierConfig
-    from pneumogan.classifier_train import TrainSettings, train_classifier
-    from pneumogan.contract import load_split, load_weights
-    from pneumogan.device import describe, pick_device
-    from pneumogan.files import write_json
-    from pneumogan.history import History
-    from pneumogan.predict import save_classifier
+    from pneumogan.classify.checkpoint import save_classifier
+    from pneumogan.classify.nets import ClassifierConfig
+    from pneumogan.classify.train import TrainSettings, train_classifier
+    from pneumogan.core import seeds, tracking
+    from pneumogan.core.device import describe, pick_device
+    from pneumogan.core.files import write_json
+    from pneumogan.core.history import History
+    from pneumogan.data.contract import load_split, load_weights
 
     tp = cfg.train
     train = load_split(args.train)

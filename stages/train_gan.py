@@ -13,9 +13,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan import skipped, stage
-from pneumogan.files import atomic_dir
-from pneumogan.params import StageParams, load_slice
+from pneumogan.core import stage
+from pneumogan.core.files import atomic_dir
+from pneumogan.core.params import StageParams, load_slice
+from pneumogan.generate import standin
 
 log = logging.getLogger("pneumogan.train_gan")
 LOSS_COLUMNS = ["loss_d", "loss_g", "d_real", "d_fake"]
@@ -26,19 +27,19 @@ FID_COLUMNS = ["fid_heldout"]
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
     import torch
 
-    from pneumogan import seeds, tracking
-    from pneumogan.balance import minority_class
-    from pneumogan.choices import LABELS
-    from pneumogan.contract import load_split
-    from pneumogan.device import pick_device
-    from pneumogan.gan_nets import GanConfig
-    from pneumogan.gan_train import GanSettings, train_gan
-    from pneumogan.grids import save_grid
-    from pneumogan.history import History
-    from pneumogan.predict import load_classifier
-    from pneumogan.quality import HeldoutFID
-    from pneumogan.synthesis import save_gan
-    from pneumogan.transforms import ImageTransform
+    from pneumogan.classify.checkpoint import load_classifier
+    from pneumogan.core import seeds, tracking
+    from pneumogan.core.choices import LABELS
+    from pneumogan.core.device import pick_device
+    from pneumogan.core.grids import save_grid
+    from pneumogan.core.history import History
+    from pneumogan.core.transforms import ImageTransform
+    from pneumogan.data.balance import minority_class
+    from pneumogan.data.contract import load_split
+    from pneumogan.generate.checkpoint import save_gan
+    from pneumogan.generate.nets import GanConfig
+    from pneumogan.generate.quality import HeldoutFID
+    from pneumogan.generate.train import GanSettings, train_gan
 
     gp = cfg.gan
     images, labels = load_split(args.train)
@@ -125,12 +126,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "train_gan")
     if not cfg.enabled:
-        skipped.skipped_checkpoint(args.model)
-        skipped.skipped_table(args.losses, ["epoch", *LOSS_COLUMNS])
-        skipped.skipped_table(args.fid, ["epoch", *FID_COLUMNS])
+        standin.skipped_checkpoint(args.model)
+        standin.skipped_table(args.losses, ["epoch", *LOSS_COLUMNS])
+        standin.skipped_table(args.fid, ["epoch", *FID_COLUMNS])
         with atomic_dir(args.samples) as samples:
-            skipped.skipped_image(samples / "skipped.png")
-        log.info("skipped: %s", skipped.REASON)
+            standin.skipped_image(samples / "standin.png")
+        log.info("skipped: %s", standin.REASON)
         return
     run(args, cfg)
 

@@ -45,9 +45,9 @@ def tiny_classifier(seed: int = 0):
     """A random resnet_small of width 4 at 28 px: what the model-file tests predict with."""
     import torch
 
-    from pneumogan.classifier_nets import ClassifierConfig, build
-    from pneumogan.predict import Classifier
-    from pneumogan.transforms import ImageTransform
+    from pneumogan.classify.checkpoint import Classifier
+    from pneumogan.classify.nets import ClassifierConfig, build
+    from pneumogan.core.transforms import ImageTransform
 
     torch.manual_seed(seed)
     cfg = ClassifierConfig("resnet_small", 28, 4)
@@ -55,7 +55,7 @@ def tiny_classifier(seed: int = 0):
 
 
 def tiny_classifier_file(path: Path) -> Path:
-    from pneumogan.predict import save_classifier
+    from pneumogan.classify.checkpoint import save_classifier
 
     save_classifier(path, tiny_classifier())
     return path
@@ -113,10 +113,10 @@ def _mlflow_store(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path):
     """No test may reach the network or the user's medmnist cache."""
-    from pneumogan import source
+    from pneumogan.data import medmnist
 
-    monkeypatch.setattr(source, "MEDMNIST_CACHE", tmp_path / "no-medmnist-cache")
-    monkeypatch.delenv(source.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(medmnist, "MEDMNIST_CACHE", tmp_path / "no-medmnist-cache")
+    monkeypatch.delenv(medmnist.DATA_DIR_ENV, raising=False)
 
     def no_network(*args, **kwargs):
         raise OSError("network disabled in tests")

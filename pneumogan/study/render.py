@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pneumogan.choices import GAN_VARIANT_NAMES
-from pneumogan.figures import new_figure, save_figure
-from pneumogan.files import write_text
+from pneumogan.core.choices import GAN_VARIANT_NAMES
+from pneumogan.core.files import write_text
+from pneumogan.report.figures import new_figure, save_figure
 from pneumogan.study.spec import ALL, PLAIN, Study
 from pneumogan.study.stats import (
     METRICS,

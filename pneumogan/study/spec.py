@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from pneumogan.errors import ParamsError
-from pneumogan.params import NAME
+from pneumogan.core.errors import ParamsError
+from pneumogan.core.params import NAME
 
 ALL = "all"  # the cap label of experiments on all the real training images
 # Params the study sets per experiment; a study's `set` may not touch them.

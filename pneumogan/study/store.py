@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from pneumogan.errors import ParamsError
+from pneumogan.core.errors import ParamsError
 from pneumogan.study.spec import Cell, Study, apply_overrides
 
 
@@ -245,7 +245,7 @@ def runs_table(study: Study, experiments: dict[Cell, Experiment]):
     """One row per done experiment: its cell, what its params made of it, and its metrics."""
     import pandas as pd
 
-    from pneumogan.choices import LABELS
+    from pneumogan.core.choices import LABELS
     from pneumogan.study.spec import ALL
 
     rows = []

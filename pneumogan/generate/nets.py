@@ -1,0 +1,194 @@
+"""GAN networks scaled to every MedMNIST size (28, 64, 128, 224 px), in three variants.
+
+`dcgan`: DCGAN (Radford et al., 2016), batch-norm discriminator, trained with the
+non-saturating loss; `sn_hinge`: the same generator, a spectral-norm discriminator without
+batch norm, trained with the hinge loss (Miyato et al., 2018); `resnet_sn`: SNGAN's residual
+networks (Miyato et al., 2018; the architecture behind their 128 px ImageNet results), a
+generator of upsampling residual blocks (nearest-neighbour upsampling and 3×3 convolutions,
+no transposed convolutions, so no checkerboard) and a spectral-norm residual discriminator
+with global sum pooling, trained with the hinge loss. The losses live with the training loop,
+in `gan_train`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pneumogan.core.choices import ADVERSARIAL_VARIANTS
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Everything needed to rebuild the networks; saved inside the checkpoint."""
+
+    size: int
+    latent_dim: int
+    width: int
+    variant: str
+    steps: int = 20  # ddpm: DDIM sampling steps per image (the GANs ignore it)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def levels(size: int) -> tuple[int, int]:
+    """(base, k): the generator starts at base×base and doubles k times to reach `size`."""
+    base = 7 if size % 7 == 0 else 4
+    k = round(math.log2(size / base))
+    if base * 2**k != size or k < 1:
+        raise ValueError(f"image size {size} is not 4·2^k or 7·2^k (use 28, 64, 128 or 224)")
+    return base, k
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init: conv weights N(0, 0.02); batch-norm scale N(1, 0.02), shift 0."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class ResBlockUp(nn.Module):
+    """BN, ReLU, 2× nearest upsampling, 3×3 conv, BN, ReLU, 3×3 conv; upsampled 1×1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(x, scale_factor=2, mode="nearest")
+        h = self.conv1(F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest"))
+        return self.conv2(F.relu(self.bn2(h))) + self.shortcut(up)
+
+
+class ResBlockDown(nn.Module):
+    """(ReLU,) 3×3 conv, ReLU, 3×3 conv, 2× average pooling; 1×1 shortcut; spectral norm."""
+
+    def __init__(self, c_in: int, c_out: int, first: bool) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.first = first  # the first block sees pixels: no ReLU before its first conv
+        self.conv1 = sn(nn.Conv2d(c_in, c_out, 3, 1, 1))
+        self.conv2 = sn(nn.Conv2d(c_out, c_out, 3, 1, 1))
+        self.shortcut = sn(nn.Conv2d(c_in, c_out, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(x if self.first else F.relu(x))
+        h = F.avg_pool2d(self.conv2(F.relu(h)), 2)
+        if self.first:  # SNGAN's optimised first block: pool, then project
+            return h + self.shortcut(F.avg_pool2d(x, 2))
+        return h + F.avg_pool2d(self.shortcut(x), 2)
+
+
+class ResNetG(nn.Module):
+    """z → base×base×(width·2^(k-1)) → k upsampling blocks (halving channels) → 1 channel, tanh."""
+
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        base, k = levels(cfg.size)
+        ch = [cfg.width * 2 ** (k - 1 - i) for i in range(k)] + [cfg.width]
+        self.base, self.c0 = base, ch[0]
+        self.linear = nn.Linear(cfg.latent_dim, base * base * ch[0])
+        self.blocks = nn.Sequential(*(ResBlockUp(a, b) for a, b in itertools.pairwise(ch)))
+        self.bn = nn.BatchNorm2d(ch[-1])
+        self.out = nn.Conv2d(ch[-1], 1, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.linear(z.flatten(1)).view(-1, self.c0, self.base, self.base)
+        return torch.tanh(self.out(F.relu(self.bn(self.blocks(h)))))
+
+
+class ResNetD(nn.Module):
+    """k downsampling blocks (doubling channels from width) → ReLU → sum over space → linear."""
+
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        _, k = levels(cfg.size)
+        ch = [1] + [cfg.width * 2**i for i in range(k)]
+        self.blocks = nn.Sequential(
+            *(ResBlockDown(a, b, first=i == 0) for i, (a, b) in enumerate(itertools.pairwise(ch)))
+        )
+        self.linear = nn.utils.parametrizations.spectral_norm(nn.Linear(ch[-1], 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.relu(self.blocks(x)).sum(dim=(2, 3)))
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.latent_dim, self.size = cfg.latent_dim, cfg.size
+        if cfg.variant == "resnet_sn":
+            self.net = ResNetG(cfg)  # PyTorch's default initialisation, as SNGAN's code
+            return
+        base, k = levels(cfg.size)
+        ch = [cfg.width * 2 ** (k - 1 - i) for i in range(k)]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.latent_dim, ch[0], base, 1, 0, bias=False),
+            nn.BatchNorm2d(ch[0]),
+            nn.ReLU(True),
+        ]
+        for c_in, c_out in itertools.pairwise(ch):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ConvTranspose2d(ch[-1], 1, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        if cfg.variant not in ADVERSARIAL_VARIANTS:
+            known = list(ADVERSARIAL_VARIANTS)
+            raise ValueError(f"GAN variant {cfg.variant!r}: a discriminator is one of {known}")
+        if cfg.variant == "resnet_sn":
+            self.net = ResNetD(cfg)
+            return
+        base, k = levels(cfg.size)
+        ch = [cfg.width * 2**i for i in range(k)]
+        sn = cfg.variant == "sn_hinge"
+        layers: list[nn.Module] = [nn.Conv2d(1, ch[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for c_in, c_out in itertools.pairwise(ch):
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=sn))
+            if not sn:  # spectral norm replaces batch norm as the stabiliser
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, True))
+        layers += [nn.Conv2d(ch[-1], 1, base, 1, 0)]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+        if sn:
+            for m in self.net:
+                if isinstance(m, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)
+
+
+def build_generator(cfg: GanConfig) -> nn.Module:
+    """The generator of `cfg.variant`: a GAN's, or the diffusion model's sampler (ddpm)."""
+    if cfg.variant == "ddpm":
+        from pneumogan.generate.diffusion import DiffusionGenerator
+
+        return DiffusionGenerator(cfg.size, cfg.width, cfg.steps)
+    return Generator(cfg)

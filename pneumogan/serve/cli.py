@@ -1,0 +1,208 @@
+"""The `pneumogan` command: predictions for chest X-ray images from the trained classifier.
+
+    pneumogan predict IMAGE_OR_FOLDER... [--threshold T|val] [--csv FILE] [--json FILE]
+                      [--cam DIR] [--onnx]
+    pneumogan app [--port P]
+
+Images: PNG, JPEG and DICOM (single-frame grayscale).
+
+The preprocessing is the checkpoint's own (its image size and pixel map); the threshold is
+the one `evaluate` scored (`metrics/eval.json`) unless given. `--onnx` runs the exported
+graph (`models/classifier.onnx`, from the `export` stage) with onnxruntime; torch is not
+imported. Unreadable files get one line
+each on stderr and the rest still run; the exit status is 0 when every file was predicted,
+1 when some failed, 2 when nothing could run (no model, no images, a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pneumogan.core.choices import LABELS
+from pneumogan.core.errors import DataError
+from pneumogan.core.files import write_text
+from pneumogan.serve.threshold import choose_threshold, parse_threshold
+
+DEFAULT_MODEL = Path("models/classifier.safetensors")
+DEFAULT_ONNX = Path("models/classifier.onnx")
+DEFAULT_METRICS = Path("metrics/eval.json")
+
+
+def load_predictor(args: argparse.Namespace):
+    """(image size, images -> P(pneumonia), the torch Classifier or None for ONNX)."""
+    if args.onnx:
+        from pneumogan.serve.onnx_runtime import load_onnx
+
+        graph = load_onnx(args.model or DEFAULT_ONNX)
+        return graph.size, graph.predict_proba, None
+    from pneumogan.classify.checkpoint import load_classifier
+    from pneumogan.classify.predictor import predict_proba
+
+    clf = load_classifier(args.model or DEFAULT_MODEL)
+    return (
+        clf.transform.size,
+        lambda images, batch_size: predict_proba(clf, images, batch_size=batch_size),
+        clf,
+    )
+
+
+def predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pneumogan.data.readers import find_images, fit, read_image
+
+    if args.onnx and args.cam:
+        raise DataError("--cam needs the torch checkpoint (Grad-CAM); drop --onnx")
+    size, predict_proba, clf = load_predictor(args)
+    threshold, source = choose_threshold(args.threshold, args.metrics)
+    files = find_images(args.paths)
+    if not files:
+        raise DataError(f"no PNG, JPEG or DICOM images in {', '.join(map(str, args.paths))}")
+    images, ok, failed = [], [], 0
+    for path in files:
+        try:
+            images.append(fit(read_image(path), size))
+            ok.append(path)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+    rows = []
+    if ok:
+        p = predict_proba(np.stack(images), batch_size=args.batch_size)
+        for path, pneumonia in zip(ok, p, strict=True):
+            label = LABELS[int(pneumonia >= threshold)]
+            rows.append(
+                {
+                    "file": str(path),
+                    "p_normal": 1.0 - float(pneumonia),
+                    "p_pneumonia": float(pneumonia),
+                    "label": label,
+                }
+            )
+    print(table(rows, threshold, source))
+    if args.cam and ok:  # --onnx with --cam was refused above, so clf is the checkpoint
+        write_heatmaps(clf, np.stack(images), ok, args.cam)
+    if args.csv:
+        write_text(args.csv, to_csv(rows))
+    if args.json:
+        doc = {"threshold": threshold, "threshold_from": source, "predictions": rows}
+        write_text(args.json, json.dumps(doc, indent=2) + "\n")
+    if failed:
+        print(f"{failed} of {len(files)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def write_heatmaps(clf, images, paths: list[Path], out: Path) -> None:
+    """One Grad-CAM overlay PNG per predicted image, named after it, in `out`."""
+    from PIL import Image
+
+    from pneumogan.core.files import atomic_path
+    from pneumogan.evaluate.explain import gradcam, overlay
+
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for i, (path, image, heat) in enumerate(zip(paths, images, gradcam(clf, images), strict=True)):
+        name = f"{path.stem}_cam.png"
+        if name in used:  # the same name in two folders
+            name = f"{path.stem}_{i}_cam.png"
+        used.add(name)
+        with atomic_path(out / name) as tmp:
+            Image.fromarray(overlay(image, heat)).save(tmp, format="PNG")
+    print(f"heatmaps: {len(paths)} in {out}", file=sys.stderr)
+
+
+def table(rows: list[dict], threshold: float, source: str) -> str:
+    width = max([len(r["file"]) for r in rows] + [4])
+    lines = [
+        f"threshold {threshold:g} ({source})",
+        f"{'file':<{width}}  {'P(normal)':>9}  {'P(pneumonia)':>12}  label",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['file']:<{width}}  {r['p_normal']:>9.6f}  {r['p_pneumonia']:>12.6f}  {r['label']}"
+        )
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["file", "p_normal", "p_pneumonia", "label"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pneumogan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("predict", help="P(normal) and P(pneumonia) for image files or folders")
+    pr.add_argument(
+        "paths", nargs="+", type=Path, help="PNG, JPEG or DICOM files, or folders of them"
+    )
+    pr.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=f"classifier checkpoint ({DEFAULT_MODEL}), or ONNX graph with --onnx ({DEFAULT_ONNX})",
+    )
+    pr.add_argument(
+        "--onnx",
+        action="store_true",
+        help="run the exported ONNX graph with onnxruntime instead of torch (no --cam)",
+    )
+    pr.add_argument(
+        "--metrics",
+        type=Path,
+        default=DEFAULT_METRICS,
+        help=f"where the evaluated threshold is read ({DEFAULT_METRICS})",
+    )
+    pr.add_argument(
+        "--threshold",
+        type=parse_threshold,
+        default=None,
+        help="P(pneumonia) at or above which an image is called pneumonia; 'val' "
+        "for the validation-chosen one (default: evaluate.threshold, as scored)",
+    )
+    pr.add_argument("--csv", type=Path, help="also write the predictions as CSV")
+    pr.add_argument("--json", type=Path, help="also write the predictions as JSON")
+    pr.add_argument("--cam", type=Path, metavar="DIR", help="also write Grad-CAM overlays here")
+    pr.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    ap = sub.add_parser("app", help="the web app, on http://127.0.0.1:PORT only")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
+    ap.add_argument(
+        "--metrics",
+        type=Path,
+        default=DEFAULT_METRICS,
+        help=f"threshold and test metrics shown in the app ({DEFAULT_METRICS})",
+    )
+    ap.add_argument("--port", type=int, default=8501, help="(8501)")
+    return p
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "app":
+            from pneumogan.serve.app import launch
+
+            return launch(args.model, args.metrics, args.port)
+        return predict(args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The classifier as one ONNX graph: uint8 pixels in, P(pneumonia) out (torch's dynamo exporter).
+
+The graph wraps the network with its checkpoint's pixel map and the sigmoid, so the exported
+model needs no preprocessing code; the batch dimension is dynamic. Weights are kept inside
+the one file, so two exports of the same checkpoint give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pneumogan.classify.checkpoint import Classifier
+from pneumogan.core.choices import LABELS
+from pneumogan.core.files import atomic_path
+from pneumogan.serve.onnx_runtime import INPUT, META_KEY, OUTPUT
+
+
+class PixelsToProbability(nn.Module):
+    """uint8 N×S×S → P(pneumonia) N, by the checkpoint's own pixel map."""
+
+    def __init__(self, clf: Classifier) -> None:
+        super().__init__()
+        self.net = clf.model
+        self.low = float(clf.transform.low)
+        self.scale = (clf.transform.high - clf.transform.low) / 255.0
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.float().mul(self.scale).add(self.low).unsqueeze(1)
+        return torch.sigmoid(self.net(x))
+
+
+def export_onnx(clf: Classifier, path: Path, opset: int) -> None:
+    """Write `clf` as an ONNX file at `path` (whole or not at all)."""
+    import logging
+
+    import onnx
+
+    for noisy in ("onnx_ir", "onnxscript"):  # per-pass INFO lines of the exporter's optimiser
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    wrapped = PixelsToProbability(clf).eval()
+    size = clf.transform.size
+    example = torch.zeros(2, size, size, dtype=torch.uint8)
+    with warnings.catch_warnings():  # torch.export's own pytree deprecation, not ours
+        warnings.filterwarnings("ignore", "`isinstance.treespec, LeafSpec.`", FutureWarning)
+        program = torch.onnx.export(
+            wrapped,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
+    proto = program.model_proto
+    description = {
+        "kind": "classifier",
+        "config": clf.config.to_dict(),
+        "transform": clf.transform.to_dict(),
+        "labels": {str(k): v for k, v in LABELS.items()},
+        "output": "P(pneumonia)",
+    }
+    onnx.helper.set_model_props(proto, {META_KEY: json.dumps(description, sort_keys=True)})
+    onnx.checker.check_model(proto)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+
+
+def parity(p_torch: np.ndarray, p_onnx: np.ndarray, threshold: float) -> dict[str, float]:
+    """How far the exported model is from the checkpoint on the same images."""
+    diff = np.abs(np.asarray(p_torch, np.float64) - np.asarray(p_onnx, np.float64))
+    flips = (np.asarray(p_torch) >= threshold) != (np.asarray(p_onnx) >= threshold)
+    return {"max_abs_diff": float(diff.max()), "label_flips": int(flips.sum()), "n": len(diff)}

@@ -1,0 +1,132 @@
+"""`pneumogan predict`: readers, threshold choice, outputs and exit codes on tiny files."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.classify.predictor import predict_proba
+from pneumogan.core.errors import DataError
+from pneumogan.data.readers import ReadError, find_images, fit, read_image
+from pneumogan.serve import cli
+from tests.conftest import make_images
+
+
+@pytest.fixture
+def metrics_file(tmp_path):
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"threshold": 0.5, "at_val_threshold": {"threshold": 0.25}}))
+    return path
+
+
+def images(n=4, seed=0):
+    labels = np.arange(n) % 2
+    return make_images(labels, np.random.default_rng(seed))
+
+
+def test_png_round_trip_is_exact(tmp_path):
+    x = images(1)[0]
+    Image.fromarray(x).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), x)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    a = np.array([[0, 257 * 100], [65535, 257 * 200]], dtype=np.uint16)
+    Image.fromarray(a).save(tmp_path / "a16.png")
+    assert Image.open(tmp_path / "a16.png").mode == "I;16"
+    assert read_image(tmp_path / "a16.png").tolist() == [[0, 100], [255, 200]]
+
+
+def test_colour_jpeg_becomes_grayscale(tmp_path):
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., :] = 200
+    Image.fromarray(rgb).save(tmp_path / "c.JPG", quality=95)
+    out = read_image(tmp_path / "c.JPG")
+    assert out.shape == (8, 8) and out.dtype == np.uint8 and abs(int(out.mean()) - 200) <= 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not an image", "not an image this reader knows"), (None, "file not found")],
+)
+def test_bad_files_name_the_file_and_the_reason(tmp_path, content, message):
+    path = tmp_path / "bad.png"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ReadError, match=message) as err:
+        read_image(path)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_png_is_a_read_error(tmp_path):
+    Image.fromarray(images(1)[0]).save(tmp_path / "t.png")
+    data = (tmp_path / "t.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReadError, match=r"t\.png: unreadable image"):
+        read_image(tmp_path / "t.png")
+
+
+def test_find_images_searches_folders_and_keeps_named_files(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/b.png", "d/sub/a.JPEG", "d/notes.txt", "x.bin"):
+        (tmp_path / name).write_bytes(b"")
+    found = find_images([tmp_path / "d", tmp_path / "x.bin"])
+    assert found == [tmp_path / "d/b.png", tmp_path / "d/sub/a.JPEG", tmp_path / "x.bin"]
+
+
+def test_fit_keeps_a_fitting_image_and_crops_then_resizes_others():
+    x = images(1)[0]
+    assert fit(x, 28) is x
+    wide = np.zeros((40, 80), np.uint8)
+    wide[:, 20:60] = 255  # the centre square is all white
+    out = fit(wide, 28)
+    assert out.shape == (28, 28) and out.min() == 255
+
+
+def test_threshold_from_option_metrics_or_validation(metrics_file, tmp_path):
+    assert cli.choose_threshold(0.3, metrics_file) == (0.3, "--threshold")
+    assert cli.choose_threshold(None, metrics_file)[0] == 0.5
+    assert cli.choose_threshold("val", metrics_file)[0] == 0.25
+    with pytest.raises(DataError, match="pass --threshold"):
+        cli.choose_threshold(None, tmp_path / "missing.json")
+    with pytest.raises(Exception, match="a number in"):
+        cli.parse_threshold("1.5")
+
+
+def test_predict_matches_the_predictor_and_reports_bad_files(
+    tmp_path, model_file, metrics_file, capsys
+):
+    x = images(4)
+    folder = tmp_path / "xrays"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(folder / f"img_{i}.png")
+    (folder / "broken.png").write_bytes(b"garbage")
+    out_csv, out_json = tmp_path / "p.csv", tmp_path / "p.json"
+    args = ["predict", str(folder), "--model", str(model_file), "--metrics", str(metrics_file)]
+    code = cli.run([*args, "--csv", str(out_csv), "--json", str(out_json)])
+    assert code == 1  # one file failed, the others were predicted
+    captured = capsys.readouterr()
+    assert captured.err.count("error: ") == 1 and "broken.png" in captured.err
+    assert "threshold 0.5" in captured.out
+    expected = predict_proba(load_classifier(model_file), x, batch_size=8)
+    doc = json.loads(out_json.read_text())
+    got = [r["p_pneumonia"] for r in doc["predictions"]]
+    np.testing.assert_allclose(got, expected, atol=1e-7)
+    assert [r["label"] for r in doc["predictions"]] == [
+        "pneumonia" if p >= 0.5 else "normal" for p in expected
+    ]
+    assert out_csv.read_text().splitlines()[0] == "file,p_normal,p_pneumonia,label"
+    assert len(out_csv.read_text().splitlines()) == 5
+    (folder / "broken.png").unlink()
+    assert cli.run(args) == 0
+
+
+def test_nothing_to_run_exits_2(tmp_path, model_file, metrics_file, capsys):
+    assert cli.run(["predict", str(tmp_path), "--model", str(model_file)]) == 2
+    assert "no PNG, JPEG or DICOM images" in capsys.readouterr().err
+    Image.fromarray(images(1)[0]).save(tmp_path / "a.png")
+    assert cli.run(["predict", str(tmp_path), "--model", str(tmp_path / "nope.safetensors")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

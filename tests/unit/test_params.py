@@ -1,0 +1,391 @@
+"""params.yaml: every knob typed and range-checked, and each stage's slice of it."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pneumogan.core import choices
+from pneumogan.core.files import write_json
+from pneumogan.core.params import (
+    GAN_STAGES,
+    STAGE_PARAMS,
+    Params,
+    ParamsError,
+    StageParams,
+    flatten,
+    load_params,
+    load_slice,
+    stage_slice,
+)
+from tests.conftest import ROOT, tiny_params
+
+
+def write(tmp_path: Path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_repo_params_load():
+    params = load_params(ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.data.image_size in choices.SIZES
+    flat = flatten(params)
+    assert flat["gan.lr"] == params.gan.lr and flat["seed"] == params.seed
+    assert flatten({"seed": 1, "train": params.train})["train.epochs"] == params.train.epochs
+
+
+def test_every_knob_has_a_comment():
+    for line in (ROOT / "params.yaml").read_text().splitlines():
+        if ":" in line and not line.lstrip().startswith("#") and not line.endswith(":"):
+            assert "#" in line, f"knob without a comment: {line!r}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda p: p["gan"].update(lrr=0.1), "unknown key(s) ['lrr']"),
+        (lambda p: p["train"].pop("epochs"), "missing key(s) ['epochs']"),
+        (lambda p: p["train"].update(epochs="ten"), "params.train.epochs = 'ten': expected int"),
+        (lambda p: p["train"].update(epochs=True), "expected int, got bool"),
+        (lambda p: p["split"].update(keep_ratio=1), "keep_ratio = 1: expected bool, got int"),
+        (lambda p: p.update(mixup=-0.1), "params.mixup = -0.1: out of range, allowed [0.0, inf]"),
+        (lambda p: p["gan"].update(beta1=1.5), "out of range, allowed [0.0, 1.0]"),
+        (lambda p: p["fuse"].update(target_ratio=0), "allowed (0.0, 1.0]"),
+        (lambda p: p["fuse"].update(method="smote"), "must be one of ['gan', 'oversample'"),
+        (
+            lambda p: p["data"].update(image_size=32),
+            "params.data.image_size = 32: must be one of [28, 64",
+        ),
+        (lambda p: p["split"].update(train_per_class=0), "train_per_class = 0: out of range"),
+        (lambda p: p.update(gan=[1, 2]), "params.gan: expected a mapping"),
+        (lambda p: p.update(study="has space"), "params.study = 'has space': must match"),
+        (lambda p: p["evaluate"].update(bootstrap_resamples=10), "allowed [100, inf]"),
+        (lambda p: p["data"].update(source="s3"), "params.data.source = 's3': must be one of"),
+        (lambda p: p["data"].update(classes=["NORMAL"]), "data.classes = ['NORMAL']: expected a"),
+        (lambda p: p["data"].update(classes=["A", 2]), "params.data.classes[1] = 2: expected str"),
+        (lambda p: p["data"].update(patient_pattern="(x"), "not a regular expression"),
+        (lambda p: p["data"].update(fit="stretch"), "must be one of ['crop', 'pad']"),
+        (lambda p: p["split"].update(carve_fraction=0.9), "allowed (0.0, 0.5]"),
+        (lambda p: p["train"].update(input_size=8), "train.input_size = 8: out of range"),
+        (
+            lambda p: p["train"].update(pretrained=True),
+            "resnet_small has no ImageNet weights; train.arch must be one of ['densenet121'",
+        ),
+        (
+            lambda p: p["train"].update(arch="vgg16", freeze=True),
+            "train.freeze = true trains only the head",
+        ),
+    ],
+)
+def test_bad_params_name_file_key_value_and_range(tmp_path, edit, expected):
+    params = tiny_params()
+    edit(params)
+    path = write(tmp_path, params)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_int_accepted_for_float_and_null_for_optional(tmp_path):
+    params = tiny_params()
+    params["mixup"] = 1
+    params["split"]["train_per_class"] = None
+    params["study"] = "seed-42_a"
+    loaded = load_params(write(tmp_path, params))
+    assert loaded.mixup == 1.0 and isinstance(loaded.mixup, float)
+    assert loaded.split.train_per_class is None
+    assert loaded.study == "seed-42_a"
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_params_are_frozen():
+    params = load_params(ROOT / "params.yaml")
+    with pytest.raises(AttributeError):
+        params.train.epochs = 3
+
+
+def test_checking_params_loads_no_torch():
+    """check_params runs before every expensive stage and must stay fast."""
+    code = (
+        "import sys, pneumogan.core.params, stages.check_params; "
+        "print('torch' in sys.modules, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------- choices
+
+
+CHOICE_KEYS = [
+    ("data", "image_size", choices.SIZES),
+    ("gan", "variant", choices.GAN_VARIANTS),
+    ("fuse", "method", choices.METHODS),
+    ("train", "arch", choices.ARCHS),
+    ("reference", "device", choices.DEVICES),
+    ("gan", "device", choices.DEVICES),
+    ("train", "device", choices.DEVICES),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "allowed"), CHOICE_KEYS)
+def test_each_choice_list_is_what_params_accept(tmp_path, section, key, allowed):
+    hints = typing.get_type_hints(typing.get_type_hints(Params)[section])
+    assert typing.get_args(hints[key]) == allowed  # the Literal is the choices list itself
+    for value in allowed:
+        params = tiny_params()
+        params[section][key] = value
+        assert getattr(getattr(load_params(write(tmp_path, params)), section), key) == value
+    for value in ("other", 3, None, True):
+        params = tiny_params()
+        params[section][key] = value
+        with pytest.raises(ParamsError, match=rf"params\.{section}\.{key} = .*: must be one of"):
+            load_params(write(tmp_path, params))
+
+
+def test_a_float_is_not_an_image_size(tmp_path):
+    params = tiny_params()
+    params["data"]["image_size"] = 64.0
+    with pytest.raises(ParamsError, match="must be one of"):
+        load_params(write(tmp_path, params))
+
+
+def test_classifier_registry_lists_exactly_the_archs():
+    from pneumogan.classify.nets import REGISTRY
+
+    assert tuple(REGISTRY) == choices.ARCHS
+
+
+def test_gan_variants_all_build():
+    from pneumogan.generate.nets import Discriminator, GanConfig, build_generator
+
+    for variant in choices.GAN_VARIANTS:
+        build_generator(GanConfig(28, 784 if variant == "ddpm" else 8, 8, variant))
+    for variant in choices.ADVERSARIAL_VARIANTS:
+        Discriminator(GanConfig(28, 8, 2, variant))
+
+
+def test_missing_named_device_is_a_params_error():
+    import torch
+
+    from pneumogan.core.device import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ParamsError, match=r"train\.device = 'cuda': not available"):
+        pick_device("cuda", "train.device")
+    assert pick_device("cpu", "train.device") == torch.device("cpu")
+    if not torch.backends.mps.is_available():
+        assert pick_device("auto") == torch.device("cpu")
+
+
+# ---------------------------------------------------------------- slices
+
+
+def params_with(tmp_path, **sections) -> Params:
+    """tiny params with `section={key: value}` changes, or top-level `key=value`."""
+    raw = tiny_params()
+    for name, change in sections.items():
+        if isinstance(change, dict):
+            raw[name].update(change)
+        else:
+            raw[name] = change
+    path = tmp_path / f"params-{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_params(path)
+
+
+def slice_bytes(tmp_path, params: Params) -> dict[str, bytes]:
+    """Each stage's slice as check_params writes it."""
+    out = {}
+    for stage in STAGE_PARAMS:
+        path = tmp_path / "slices" / f"{stage}.json"
+        write_json(path, stage_slice(params, stage))
+        out[stage] = path.read_bytes()
+    return out
+
+
+def changed(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
+    """Stages whose slices differ in what they read (provenance aside), and in provenance."""
+    own = [s for s in STAGE_PARAMS if _own(a[s]) != _own(b[s])]
+    made_by = [s for s in STAGE_PARAMS if _made_by(a[s]) != _made_by(b[s])]
+    return own + [f"{s} (provenance)" for s in made_by]
+
+
+def _own(raw: bytes) -> dict:
+    return {k: v for k, v in json.loads(raw).items() if k != "provenance"}
+
+
+def _made_by(raw: bytes) -> dict:
+    return json.loads(raw).get("provenance", {})
+
+
+def test_every_knob_is_read_by_some_stage():
+    heads = {key.partition(".")[0] for keys in STAGE_PARAMS.values() for key in keys}
+    fields = {f.name for f in dataclasses.fields(Params)}
+    assert heads <= fields
+    assert fields - heads == {"study"}  # MLflow grouping only: no stage may depend on it
+    assert set(GAN_STAGES) <= set(STAGE_PARAMS)
+
+
+@pytest.mark.parametrize("method", ["none", "oversample", "weighted"])
+def test_gan_stages_are_disabled_unless_the_method_is_gan(tmp_path, method):
+    params = params_with(tmp_path, fuse={"method": method})
+    for stage in GAN_STAGES:
+        assert stage_slice(params, stage) == {"enabled": False}
+    gan = params_with(tmp_path, fuse={"method": "gan"})
+    assert stage_slice(gan, "train_gan")["gan"] == json.loads(
+        json.dumps(dataclasses.asdict(gan.gan))
+    )
+    assert stage_slice(gan, "synthesize")["fuse"] == {"target_ratio": gan.fuse.target_ratio}
+    for stage in STAGE_PARAMS:
+        assert stage_slice(params, stage)["enabled"] is (stage not in GAN_STAGES)
+
+
+def test_none_and_oversample_differ_only_in_the_fuse_slice(tmp_path):
+    none = slice_bytes(tmp_path, params_with(tmp_path, fuse={"method": "none"}))
+    over = slice_bytes(tmp_path, params_with(tmp_path, fuse={"method": "oversample"}))
+    assert changed(none, over) == ["fuse", "evaluate (provenance)"]
+    for stage in GAN_STAGES:
+        assert none[stage] == b'{\n  "enabled": false\n}\n'
+
+
+def test_a_mixup_change_alters_only_the_train_slice(tmp_path):
+    a = slice_bytes(tmp_path, params_with(tmp_path, mixup=0.2))
+    b = slice_bytes(tmp_path, params_with(tmp_path, mixup=0.4))
+    assert changed(a, b) == ["train", "evaluate (provenance)"]
+
+
+def test_a_gan_change_alters_only_the_train_gan_slice_and_none_without_gan(tmp_path):
+    a = slice_bytes(tmp_path, params_with(tmp_path, gan={"lr": 1e-4}))
+    b = slice_bytes(tmp_path, params_with(tmp_path, gan={"lr": 2e-4}))
+    assert changed(a, b) == ["train_gan", "evaluate (provenance)"]
+    off = {"method": "oversample"}
+    a = slice_bytes(tmp_path, params_with(tmp_path, fuse=off, gan={"lr": 1e-4}))
+    b = slice_bytes(tmp_path, params_with(tmp_path, fuse=off, gan={"lr": 2e-4}))
+    assert a == b  # a GAN knob reruns nothing when no stage uses the GAN
+
+
+def test_evaluate_logs_the_params_that_made_its_model(tmp_path):
+    with_gan = stage_slice(params_with(tmp_path, fuse={"method": "gan"}), "evaluate")
+    assert set(with_gan["provenance"]) == {"mixup", "fuse", "train", "gan"}
+    without = stage_slice(params_with(tmp_path, fuse={"method": "none"}), "evaluate")
+    assert set(without["provenance"]) == {"mixup", "fuse", "train"}  # no GAN made it
+    path = tmp_path / "evaluate.json"
+    write_json(path, with_gan)
+    flat = load_slice(path, "evaluate").flat()
+    assert flat["mixup"] == 0.2 and flat["fuse.method"] == "gan" and "train.lr" in flat
+    assert flat["evaluate.threshold"] == 0.5 and "provenance.mixup" not in flat
+
+
+def test_load_slice_round_trips(tmp_path):
+    params = params_with(tmp_path, fuse={"method": "gan"})
+    slice_bytes(tmp_path, params)
+    d = tmp_path / "slices"
+    train = load_slice(d / "train.json", "train")
+    assert train.enabled and train.seed == params.seed and train.mixup == params.mixup
+    assert train.train == params.train  # the typed dataclass, as in Params
+    assert train.flat() == {
+        "seed": params.seed,
+        "mixup": params.mixup,
+        **flatten({"train": params.train}),
+    }
+    synth = load_slice(d / "synthesize.json", "synthesize")
+    assert synth.synthesize == params.synthesize
+    assert synth.fuse.target_ratio == params.fuse.target_ratio
+    assert load_slice(d / "download.json", "download").data.image_size == params.data.image_size
+    for stage in STAGE_PARAMS:  # every slice written loads back
+        assert load_slice(d / f"{stage}.json", stage).raw == stage_slice(params, stage)
+
+
+def test_a_disabled_slice_loads_with_nothing_to_read(tmp_path):
+    params = params_with(tmp_path, fuse={"method": "none"})
+    slice_bytes(tmp_path, params)
+    cfg = load_slice(tmp_path / "slices" / "train_gan.json", "train_gan")
+    assert cfg.enabled is False and cfg.flat() == {}
+    with pytest.raises(AttributeError, match="STAGE_PARAMS"):
+        cfg.gan  # noqa: B018
+
+
+def edited_slice(tmp_path, stage, edit) -> Path:
+    params = params_with(tmp_path, fuse={"method": "gan"})
+    raw = stage_slice(params, stage)
+    edit(raw)
+    path = tmp_path / f"{stage}.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("stage", "edit", "expected"),
+    [
+        ("train", lambda r: r["train"].update(epochs=0), "train.epochs = 0: out of range"),
+        ("train", lambda r: r.update(mixup=-1), "mixup = -1.0: out of range"),
+        ("train", lambda r: r["train"].update(arch="vgg"), "train.arch = 'vgg': must be one of"),
+        ("train", lambda r: r["train"].update(extra=1), "unknown key(s) ['extra']"),
+        ("train", lambda r: r.pop("seed"), "seed: missing from the slice"),
+        ("synthesize", lambda r: r["fuse"].update(target_ratio=2.0), "target_ratio = 2.0"),
+        ("split", lambda r: r["split"].update(keep_ratio="yes"), "expected bool"),
+    ],
+)
+def test_a_hand_edited_slice_is_checked_again(tmp_path, stage, edit, expected):
+    path = edited_slice(tmp_path, stage, edit)
+    with pytest.raises(ParamsError) as err:
+        load_slice(path, stage)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_missing_or_malformed_slice_says_what_to_run(tmp_path):
+    with pytest.raises(ParamsError, match="run the check_params stage first") as err:
+        load_slice(tmp_path / "train.json", "train")
+    assert str(tmp_path / "train.json") in str(err.value)
+    for text in ("{not json", "[1, 2]", '{"seed": 1}', '{"enabled": "yes"}'):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(ParamsError, match="not a params slice"):
+            load_slice(tmp_path / "bad.json", "train")
+
+
+def test_reading_a_param_outside_the_slice_names_stage_params(tmp_path):
+    params = params_with(tmp_path)
+    slice_bytes(tmp_path, params)
+    cfg = load_slice(tmp_path / "slices" / "train.json", "train")
+    with pytest.raises(AttributeError, match=r"stage train reads params\.gan") as err:
+        cfg.gan  # noqa: B018
+    assert "STAGE_PARAMS" in str(err.value)
+    with pytest.raises(AttributeError):
+        cfg._private  # noqa: B018
+    assert isinstance(cfg, StageParams)
+    assert not hasattr(cfg, "evaluate")
+
+
+def test_no_param_is_named_size():
+    """DVC leaves params named `size` out of its run-cache key (DVC #10296): a change to one
+    would be restored from the cache instead of rerun."""
+
+    def keys(tree, prefix=""):
+        for k, v in tree.items():
+            yield f"{prefix}{k}"
+            if isinstance(v, dict):
+                yield from keys(v, f"{prefix}{k}.")
+
+    names = list(keys(yaml.safe_load((ROOT / "params.yaml").read_text())))
+    assert "data.image_size" in names
+    assert not [n for n in names if n.rsplit(".", 1)[-1] == "size"]
