@@ -29,7 +29,7 @@ from pneumogan.core.params import load_params, stage_slice  # noqa: E402
 from pneumogan.core.progress import setup_logging  # noqa: E402
 from pneumogan.data import folder, medmnist  # noqa: E402
 from pneumogan.data.contract import SPLITS, read_arrays  # noqa: E402
-from stages import download, split  # noqa: E402
+from stages import check_params, download, split  # noqa: E402, F401  (fills the registries)
 
 
 def run_source(work: Path, params: dict, name: str) -> tuple[dict[str, bytes], float]:
@@ -66,7 +66,7 @@ def main() -> int:
     p.add_argument("--nested", type=int, default=0, help="subfolders per class folder")
     args = p.parse_args()
     setup_logging()
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = load_params(ROOT / "params.yaml").model_dump(mode="json")
     d = params["data"]
     npz = medmnist.find_local_copy(d["image_size"], d["flag"], ROOT / d["path"])
     if npz is None:

@@ -1,31 +1,32 @@
-"""Compare the GAN variants on the real data and write the table into README.md.
+"""Compare the generators on the real data and write the table to reports/gan_variants.md.
 
     uv run python scripts/gan_variants.py
 
 Runs `dvc exp run --temp -n gan-<arm> -S fuse.method=gan -S gan.variant=... synthesize` for
 each arm below, every `gan.variant` and DCGAN with DiffAugment (only reference, train_gan and
 synthesize run; cached stages are reused), reads each experiment's metrics/gan.json, takes the
-training time from its MLflow run, and replaces the table between the gan-variants markers in
-README.md.
+training time from its MLflow run, and writes the table to reports/gan_variants.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
-import yaml
 
-from pneumogan.core.choices import GAN_VARIANT_NAMES, GAN_VARIANTS
-from pneumogan.report.markdown import replace_block
+from pneumogan.core.files import write_text
+from pneumogan.core.params import load_params
+from pneumogan.core.registry import GENERATORS
+from pneumogan.generate import nets  # noqa: F401  (registers the generators)
 from pneumogan.study.store import stored
 
 ROOT = Path(__file__).resolve().parents[1]
 DIFFAUGMENT_ALL = "[color,translation,cutout]"
 # arm -> (label, -S overrides); every variant as params.yaml sets it, and DCGAN + DiffAugment
-ARMS = {v: (GAN_VARIANT_NAMES[v], [f"gan.variant={v}", "gan.diffaugment=[]"]) for v in GAN_VARIANTS}
+ARMS = {e.name: (e.title, [f"gan.variant={e.name}", "gan.diffaugment=[]"]) for e in GENERATORS}
 ARMS["dcgan_diffaugment"] = (
     "DCGAN + DiffAugment (color, translation, cutout)",
     ["gan.variant=dcgan", f"gan.diffaugment={DIFFAUGMENT_ALL}"],
@@ -69,8 +70,8 @@ def table(rows: dict[str, dict], seconds: dict[str, float]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
-    gan = yaml.safe_load((ROOT / "params.yaml").read_text())["gan"]
-    default = "dcgan_diffaugment" if gan["diffaugment"] else gan["variant"]
+    gan = load_params(ROOT / "params.yaml").gan
+    default = "dcgan_diffaugment" if gan.diffaugment else gan.variant
     for variant, m in rows.items():
         s, mem = m["synthetic"], m["memorisation"]
         label = ARMS[variant][0] + (" (default)" if variant == default else "")
@@ -101,8 +102,6 @@ def table(rows: dict[str, dict], seconds: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--arms",
@@ -125,9 +124,14 @@ def main(argv: list[str] | None = None) -> None:
         rows[arm] = experiment_metrics(name)
         seconds[arm] = train_seconds(name)
     text = table(rows, seconds)
-    readme = ROOT / "README.md"
-    readme.write_text(replace_block(readme.read_text(), "gan-variants", text))
+    out = ROOT / "reports" / "gan_variants.md"
+    write_text(
+        out,
+        "# Generators on the real data\n\nMade by `uv run python scripts/gan_variants.py`.\n\n"
+        + text,
+    )
     print(text)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ uv run python scripts/model_card.py
 import json
 from pathlib import Path
 
-import yaml
-
+from pneumogan.classify import nets as _classifiers  # noqa: F401  (fills the registries)
+from pneumogan.core.params import load_params
 from pneumogan.data.medmnist import FLAG, medmnist_info
+from pneumogan.generate import nets as _generators  # noqa: F401
 from pneumogan.serve.model_card import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +20,7 @@ def card() -> str:
         return json.loads((ROOT / "metrics" / name).read_text())
 
     return render(
-        params=yaml.safe_load((ROOT / "params.yaml").read_text()),
+        params=load_params(ROOT / "params.yaml").model_dump(mode="json"),
         split=read("split.json"),
         fuse=read("fuse.json"),
         train=read("train.json"),

@@ -28,12 +28,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pneumogan.classify.checkpoint import Classifier  # noqa: E402
+from pneumogan.classify.nets import ShiftTTA  # noqa: E402
+from pneumogan.classify.predictor import predict_proba  # noqa: E402
+from pneumogan.classify.train import network, train_classifier  # noqa: E402
+from pneumogan.core import seeds  # noqa: E402
+from pneumogan.core.device import describe, pick_device  # noqa: E402
+from pneumogan.core.params import Params, ParamsError, load_params, override  # noqa: E402
+from pneumogan.data.contract import load_split  # noqa: E402
+from pneumogan.data.fuse import fuse, image_weights  # noqa: E402
+
+# imported for what it registers: load_params checks gan.variant against the generators
+from pneumogan.generate import nets as _generators  # noqa: E402, F401
 from pneumogan.study.stats import paired_summary  # noqa: E402
 
 SPEC = ROOT / "studies" / "recipe.yaml"
@@ -68,75 +81,50 @@ def load_spec(path: Path = SPEC) -> dict:
     return spec
 
 
-def settings_of(variant: dict, params: dict) -> tuple[dict, float, str]:
-    """The train section, mixup and fuse method of a variant: params.yaml plus its overrides."""
-    train = dict(params["train"])
-    mixup, method = params["mixup"], params["fuse"]["method"]
-    for key, value in (variant or {}).items():
-        if key == "mixup":
-            mixup = value
-        elif key == "fuse.method":
-            method = value
-        else:
-            train[key.removeprefix("train.")] = value
-    return train, mixup, method
+def variant_params(name: str, variant: dict | None, params: Params) -> Params:
+    """params.yaml with the variant's overrides, validated as params.yaml is."""
+    return override(params, variant or {}, f"{SPEC}: variant {name}")
 
 
-def run_one(name: str, variant: dict, seed: int, params: dict) -> dict:
-    import torch
-
-    from pneumogan.classify.nets import ClassifierConfig
-    from pneumogan.classify.predictor import predict_proba
-    from pneumogan.classify.train import TrainSettings, train_classifier
-    from pneumogan.core import seeds
-    from pneumogan.core.device import describe, pick_device
-    from pneumogan.data.contract import load_split
-    from pneumogan.data.fuse import fuse, image_weights
-
-    tp, mixup, method = settings_of(variant, params)
+def run_one(name: str, variant: dict | None, seed: int, params: Params) -> dict:
+    p = variant_params(name, variant, params)
     train = load_split(ROOT / "data/split/train.npz")
     val = load_split(ROOT / "data/split/val.npz", size=train[0].shape[1])
     synthetic = train[0][:0]
-    if method == "gan":  # the pipeline's own synthetic images (params.yaml's seed and GAN)
+    if p.fuse.method == "gan":  # the pipeline's own synthetic images (params.yaml's seed and GAN)
         synthetic, _ = load_split(ROOT / SYNTHETIC, need_both_classes=False)
-    ratio = params["fuse"]["target_ratio"]
+    ratio = p.fuse.target_ratio
     images, labels, _ = fuse(
-        train, synthetic, method=method, target_ratio=ratio, rng=seeds.numpy_rng(seed, "fuse")
+        train,
+        synthetic,
+        method=p.fuse.method,
+        target_ratio=ratio,
+        rng=seeds.numpy_rng(seed, "fuse"),
     )
-    weights = image_weights(labels, ratio) if method == "weighted" else None
-    net = ClassifierConfig.for_arch(
-        tp["arch"],
-        images.shape[1],
-        tp["width"],
-        tp["input_size"],
-        tp["pretrained"],
-        tp["freeze"],
-        tp.get("ensemble", 1),
-    )
-    settings = TrainSettings(
-        **{f: tp[f] for f in TrainSettings.__dataclass_fields__ if f in tp}, mixup=mixup
-    )
-    device = pick_device(tp["device"], "train.device")
+    weights = image_weights(labels, ratio) if p.fuse.method == "weighted" else None
+    net = network(p.train, images.shape[1]).body()  # trained without TTA: scored both ways below
+    device = pick_device(p.train.device, "train.device")
     seeds.seed_everything(seed, "train_init")
     start = time.perf_counter()
     clf, summary = train_classifier(
         (images, labels),
         val,
         net,
-        settings,
+        p.train,
+        mixup=p.mixup,
         rng=seeds.numpy_rng(seed, "train"),
         device=device,
         weights=weights,
     )
     seconds = time.perf_counter() - start
-    p = predict_proba(clf, val[0], batch_size=512)
+    prob = predict_proba(clf, val[0], batch_size=512)
     p_tta = shifted_proba(clf, val[0])
     PREDS.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(PREDS / f"{name}-s{seed}.npz", p=p, p_tta=p_tta)
+    np.savez_compressed(PREDS / f"{name}-s{seed}.npz", p=prob, p_tta=p_tta)
     return {
         "variant": name,
         "seed": seed,
-        **scores(val[1], p),
+        **scores(val[1], prob),
         **{f"tta_{k}": v for k, v in scores(val[1], p_tta).items()},
         "best_epoch": summary.get("best_epoch", np.nan),  # an ensemble has one per member
         "epochs_run": summary["epochs_run"],
@@ -161,10 +149,6 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def shifted_proba(clf, images: np.ndarray, px: float = 1.5) -> np.ndarray:
     """Test-time augmentation: P(pneumonia) averaged over the image and four shifts of `px`
     (the model `train.tta_shift` builds, around the run's network)."""
-    from pneumogan.classify.checkpoint import Classifier
-    from pneumogan.classify.nets import ShiftTTA
-    from pneumogan.classify.predictor import predict_proba
-
     tta = Classifier(ShiftTTA(clf.model, px).eval(), clf.config, clf.transform, {})
     return predict_proba(tta, images, batch_size=512)
 
@@ -175,7 +159,7 @@ def stored() -> pd.DataFrame:
 
 def cmd_run(args: argparse.Namespace) -> None:
     spec = load_spec()
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = load_params(ROOT / "params.yaml")
     done = {(r.variant, int(r.seed)) for r in stored().itertuples()}
     names = args.only or list(spec["variants"])
     unknown = set(names) - set(spec["variants"])
@@ -183,6 +167,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"unknown variant(s) {sorted(unknown)}; {SPEC} has {list(spec['variants'])}"
         )
+    for name in names:  # a bad override fails now, not after hours of the other runs
+        variant_params(name, spec["variants"][name], params)
     seeds = args.seeds or spec["seeds"]
     todo = [(n, s) for s in seeds for n in names if (n, s) not in done]
     print(f"{len(todo)} run(s) to go ({len(done)} stored)", flush=True)
@@ -328,8 +314,6 @@ def paired_cells(a: pd.DataFrame, b: pd.DataFrame, prefix: str = "") -> list[str
 
 
 def _val_labels() -> np.ndarray:
-    from pneumogan.data.contract import load_split
-
     return load_split(ROOT / "data/split/val.npz")[1]
 
 
@@ -353,7 +337,10 @@ def main(argv: list[str] | None = None) -> None:
     rep = sub.add_parser("report", help="write reports/recipe.md")
     rep.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ParamsError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

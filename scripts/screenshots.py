@@ -66,6 +66,7 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 def shoot(port: int, files: list[Path], chromium: str) -> bytes:
+    # playwright is a dev dependency: `--help` and the rest of this script work without it
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:

@@ -244,11 +244,11 @@ def write_report(args: argparse.Namespace) -> None:
     study_arg = "" if args.study == default_study(args.root) else f" --study {rel}"
     report(study, runs, out, f"uv run python scripts/study.py report{study_arg}")
     print(f"wrote {out} from {len(runs)} experiments")
-    readme = args.root / "README.md"
     block = f"study-{study.name}"
-    if readme.is_file() and f"<!-- {block}:begin -->" in (text := readme.read_text()):
-        readme.write_text(replace_block(text, block, headline(runs)))
-        print(f"updated the {block} block of {readme}")
+    for page in [args.root / "README.md", *sorted((args.root / "docs").rglob("*.md"))]:
+        if page.is_file() and f"<!-- {block}:begin -->" in (text := page.read_text()):
+            page.write_text(replace_block(text, block, headline(runs)))
+            print(f"updated the {block} block of {page}")
 
 
 def share(args: argparse.Namespace) -> None:

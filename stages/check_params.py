@@ -1,7 +1,8 @@
 """Stage check_params: validate params.yaml, then write each stage the slice of it that it reads.
 
-It runs first and imports nothing heavy, so a bad value fails here, in well under two seconds,
-before DVC removes the outputs of any expensive stage.
+It runs first, so a bad value fails here, in seconds, before DVC removes the outputs of any
+expensive stage. Beside the slices it writes every param (`PIPELINE_FILE`), which no stage
+depends on: MLflow's parent run and study grouping read it, so `study` reruns nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+# Imported for what they register: train.arch and gan.variant are checked against the networks
+# and generators these modules add to the registries (pneumogan.core.registry).
+from pneumogan.classify import nets as _networks  # noqa: F401
 from pneumogan.core import stage
 from pneumogan.core.files import atomic_dir, write_json
-from pneumogan.core.params import STAGE_PARAMS, load_params, stage_slice
+from pneumogan.core.params import PIPELINE_FILE, STAGE_PARAMS, load_params, stage_slice
+from pneumogan.generate import nets as _generators  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -24,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_dir(args.out) as tmp:
         for name in STAGE_PARAMS:
             write_json(tmp / f"{name}.json", stage_slice(params, name))
+        write_json(tmp / PIPELINE_FILE, params.model_dump(mode="json"))
     stage.log.info("params valid; slices for %d stages in %s", len(STAGE_PARAMS), args.out)
 
 

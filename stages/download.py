@@ -10,25 +10,23 @@ from pathlib import Path
 from pneumogan.core import stage, tracking
 from pneumogan.core.files import atomic_dir, write_json
 from pneumogan.core.params import StageParams, load_slice
+from pneumogan.data import folder as tree
+from pneumogan.data import medmnist as mnist
+from pneumogan.data.contract import write_arrays
 
 log = logging.getLogger("pneumogan.download")
 
 
 def medmnist(cfg: StageParams, out: Path) -> dict:
-    from pneumogan.data import medmnist
-
     d = cfg.data
-    medmnist.check_flag(d.flag, d.image_size)
-    name = medmnist.filename(d.image_size, d.flag)
-    prov = medmnist.fetch(d.image_size, out / name, d.flag, Path(d.path))
+    mnist.check_flag(d.flag, d.image_size)
+    name = mnist.filename(d.image_size, d.flag)
+    prov = mnist.fetch(d.image_size, out / name, d.flag, Path(d.path))
     log.info("%s from %s (official MD5: %s)", name, prov.source, prov.official)
     return dataclasses.asdict(prov)
 
 
 def folder(cfg: StageParams, out: Path) -> dict:
-    from pneumogan.data import folder as tree
-    from pneumogan.data.contract import write_arrays
-
     d = cfg.data
     arrays, bad, summary = tree.read_tree(
         Path(d.path), d.classes, d.image_size, d.fit, d.patient_pattern, d.max_unreadable
@@ -55,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = load_slice(args.params, "download")
     read = {"medmnist": medmnist, "folder": folder}[cfg.data.source]
     # The old copy stays until the new one is whole and valid (the output is `persist`).
-    with tracking.stage_run("download", cfg.flat()) as run, atomic_dir(args.out) as tmp:
+    with tracking.stage_run("download", cfg) as run, atomic_dir(args.out) as tmp:
         prov = read(cfg, tmp)
         write_json(tmp / "provenance.json", prov)
         counts = prov.get("n_samples") or {

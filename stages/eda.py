@@ -7,8 +7,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan.core import stage
+from pneumogan.core import seeds, stage, tracking
+from pneumogan.core.errors import DataError
+from pneumogan.core.files import write_json, write_table
 from pneumogan.core.params import load_slice
+from pneumogan.data.contract import SPLITS, load_split, read_arrays
+from pneumogan.data.split import find_raw
+from pneumogan.report import eda
 
 log = logging.getLogger("pneumogan.eda")
 
@@ -21,14 +26,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--metrics", type=Path, required=True, help="the summary (json)")
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "eda")
-
-    from pneumogan.core import seeds, tracking
-    from pneumogan.core.errors import DataError
-    from pneumogan.core.files import write_json, write_table
-    from pneumogan.data.contract import SPLITS, load_split, read_arrays
-    from pneumogan.data.split import find_raw
-    from pneumogan.report import eda
-
     size = cfg.data.image_size
     try:
         classes = json.loads((args.raw / "provenance.json").read_text())["classes"]
@@ -39,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ) from None
     splits = {s: load_split(args.split / f"{s}.npz", size=size) for s in SPLITS}
     raw = read_arrays(find_raw(args.raw))
-    with tracking.stage_run("eda", cfg.flat()) as run:
+    with tracking.stage_run("eda", cfg) as run:
         summary = eda.summary(splits, classes)
         write_json(args.metrics, summary)
         write_table(args.out / "counts.csv", eda.counts_table(splits, classes))

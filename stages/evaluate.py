@@ -11,28 +11,25 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan.core import stage
-from pneumogan.core.params import StageParams, load_slice
+from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.classify.predictor import predict_proba
+from pneumogan.core import seeds, stage, tracking
+from pneumogan.core.files import write_json, write_table
+from pneumogan.core.params import StageParams, flatten, load_slice
+from pneumogan.data.contract import load_split
+from pneumogan.evaluate import metrics
+from pneumogan.report import figures
+from pneumogan.serve import mlflow_model
 
 log = logging.getLogger("pneumogan.evaluate")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan.classify.checkpoint import load_classifier
-    from pneumogan.classify.predictor import predict_proba
-    from pneumogan.core import seeds, tracking
-    from pneumogan.core.files import write_json, write_table
-    from pneumogan.core.params import flatten
-    from pneumogan.data.contract import load_split
-    from pneumogan.evaluate import metrics
-    from pneumogan.report import figures
-    from pneumogan.serve import mlflow_model
-
     ep = cfg.evaluate
     clf = load_classifier(args.model)
     images, labels = load_split(args.test, size=clf.transform.size)
     val_images, val_labels = load_split(args.val, size=clf.transform.size)
-    with tracking.stage_run("evaluate", cfg.flat()) as run:
+    with tracking.stage_run("evaluate", cfg) as run:
         p_val = predict_proba(clf, val_images, batch_size=ep.batch_size)
         prob = predict_proba(clf, images, batch_size=ep.batch_size)
         scores = metrics.score_test(

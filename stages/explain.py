@@ -7,23 +7,21 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan.core import stage
+from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.core import stage, tracking
 from pneumogan.core.params import StageParams, load_slice
+from pneumogan.data.contract import load_split
+from pneumogan.evaluate.explain import explain_examples
+from pneumogan.report import figures
 
 log = logging.getLogger("pneumogan.explain")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan.classify.checkpoint import load_classifier
-    from pneumogan.core import tracking
-    from pneumogan.data.contract import load_split
-    from pneumogan.evaluate.explain import explain_examples
-    from pneumogan.report import figures
-
     clf = load_classifier(args.model)
     images, labels = load_split(args.test, size=clf.transform.size)
     threshold = cfg.evaluate.threshold
-    with tracking.stage_run("explain", cfg.flat()) as run:
+    with tracking.stage_run("explain", cfg) as run:
         p, groups, overlays = explain_examples(
             clf, images, labels, threshold, cfg.explain.per_group
         )

@@ -8,31 +8,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan.core import stage
+from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.classify.predictor import predict_proba
+from pneumogan.core import stage, tracking
 from pneumogan.core.errors import DataError
+from pneumogan.core.files import write_json
 from pneumogan.core.params import StageParams, load_slice
+from pneumogan.data.contract import load_split
+from pneumogan.serve.onnx_export import export_onnx, parity
+from pneumogan.serve.onnx_runtime import load_onnx
 
 log = logging.getLogger("pneumogan.export")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    import tempfile
-
-    from pneumogan.classify.checkpoint import load_classifier
-    from pneumogan.classify.predictor import predict_proba
-    from pneumogan.core import tracking
-    from pneumogan.core.files import write_json
-    from pneumogan.data.contract import load_split
-    from pneumogan.serve.onnx_export import export_onnx, parity
-    from pneumogan.serve.onnx_runtime import load_onnx
-
     clf = load_classifier(args.model)
     images, _ = load_split(args.test, size=clf.transform.size)
     batch, limit = cfg.evaluate.batch_size, cfg.export.max_abs_diff
-    with tracking.stage_run("export", cfg.flat()) as run:
+    with tracking.stage_run("export", cfg) as run:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
             candidate = Path(tmp) / args.out.name

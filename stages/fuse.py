@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = load_slice(args.params, "fuse")
     train = load_split(args.train)
     synthetic, _ = load_split(args.synthetic / "synthetic.npz", need_both_classes=False)
-    with tracking.stage_run("fuse", cfg.flat()) as run, atomic_dir(args.out) as tmp:
+    with tracking.stage_run("fuse", cfg) as run, atomic_dir(args.out) as tmp:
         images, labels, composition = fuse(
             train,
             synthetic,

@@ -10,48 +10,34 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan.core import stage
+from pneumogan.classify.checkpoint import save_classifier
+from pneumogan.classify.nets import ClassifierConfig
+from pneumogan.classify.train import train_classifier
+from pneumogan.core import seeds, stage, tracking
+from pneumogan.core.device import pick_device
+from pneumogan.core.files import write_json
+from pneumogan.core.history import History
 from pneumogan.core.params import StageParams, load_slice
+from pneumogan.data.contract import load_split
 from pneumogan.generate import standin
 
 log = logging.getLogger("pneumogan.reference")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan.classify.checkpoint import save_classifier
-    from pneumogan.classify.nets import ClassifierConfig
-    from pneumogan.classify.train import TrainSettings, train_classifier
-    from pneumogan.core import seeds, tracking
-    from pneumogan.core.device import pick_device
-    from pneumogan.core.files import write_json
-    from pneumogan.core.history import History
-    from pneumogan.data.contract import load_split
-
-    rp = cfg.reference
     train = load_split(args.train)
     val = load_split(args.val, size=train[0].shape[1])
-    net = ClassifierConfig(arch="resnet_small", size=train[0].shape[1], width=rp.width)
-    # Plain training (no mixup, augmentation or weight decay, no early stop): the features
-    # should describe the real images as they are.
-    settings = TrainSettings(
-        epochs=rp.epochs,
-        batch_size=rp.batch_size,
-        lr=rp.lr,
-        warmup_fraction=rp.warmup_fraction,
-        weight_decay=0.0,
-        patience=rp.epochs,
-        max_shift=0.0,
-        max_rotate=0.0,
-        mixup=0.0,
-    )
-    device = pick_device(rp.device, "reference.device")
+    net = ClassifierConfig(arch="resnet_small", size=train[0].shape[1], width=cfg.reference.width)
+    device = pick_device(cfg.reference.device, "reference.device")
     seeds.seed_everything(cfg.seed, "reference_init")
-    with tracking.stage_run("reference", cfg.flat()) as run:
+    with tracking.stage_run("reference", cfg) as run:
+        # Plain training (the reference section has no mixup, augmentation, weight decay or
+        # early stop): the features should describe the real images as they are.
         clf, summary = train_classifier(
             train,
             val,
             net,
-            settings,
+            cfg.reference,
             rng=seeds.numpy_rng(cfg.seed, "reference_train"),
             device=device,
             on_epoch=History(run, log),

@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = load_slice(args.params, "split")
     sp = cfg.split
-    with tracking.stage_run("split", cfg.flat()) as run, atomic_dir(args.out) as tmp:
+    with tracking.stage_run("split", cfg) as run, atomic_dir(args.out) as tmp:
         rng = seeds.numpy_rng(cfg.seed, "split")
         size = cfg.data.image_size  # a raw file of another size fails here, naming both
         splits, info = split_parts(

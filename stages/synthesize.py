@@ -12,27 +12,24 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumogan.core import stage
-from pneumogan.core.files import atomic_dir
+from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.core import seeds, stage, tracking
+from pneumogan.core.choices import LABELS
+from pneumogan.core.errors import DataError
+from pneumogan.core.files import atomic_dir, write_json
+from pneumogan.core.grids import save_grid
 from pneumogan.core.params import StageParams, flatten, load_slice
+from pneumogan.data.balance import minority_class, n_missing
 from pneumogan.data.contract import load_split, save_split
 from pneumogan.generate import standin
+from pneumogan.generate.checkpoint import load_generator
+from pneumogan.generate.quality import quality_report
+from pneumogan.generate.synthesis import draw_for_fuse, preview
 
 log = logging.getLogger("pneumogan.synthesize")
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    from pneumogan.classify.checkpoint import load_classifier
-    from pneumogan.core import seeds, tracking
-    from pneumogan.core.choices import LABELS
-    from pneumogan.core.errors import DataError
-    from pneumogan.core.files import write_json
-    from pneumogan.core.grids import save_grid
-    from pneumogan.data.balance import minority_class, n_missing
-    from pneumogan.generate.checkpoint import load_generator
-    from pneumogan.generate.quality import quality_report
-    from pneumogan.generate.synthesis import draw_for_fuse, preview
-
     sp = cfg.synthesize
     images, labels = load_split(args.train)
     val_images, val_labels = load_split(args.val, size=images.shape[1])
@@ -46,7 +43,7 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         )
     need = n_missing(labels, cfg.fuse.target_ratio)
     heldout = val_images[val_labels == label]
-    with tracking.stage_run("synthesize", cfg.flat()) as run, atomic_dir(args.out) as tmp:
+    with tracking.stage_run("synthesize", cfg) as run, atomic_dir(args.out) as tmp:
         added, drawn = draw_for_fuse(
             G,
             transform,

@@ -13,10 +13,24 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumogan.core import stage
+import torch
+
+from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.core import seeds, stage, tracking
+from pneumogan.core.choices import LABELS
+from pneumogan.core.device import pick_device
 from pneumogan.core.files import atomic_dir
+from pneumogan.core.grids import save_grid
+from pneumogan.core.history import History
 from pneumogan.core.params import StageParams, load_slice
+from pneumogan.core.transforms import ImageTransform
+from pneumogan.data.balance import minority_class
+from pneumogan.data.contract import load_split
 from pneumogan.generate import standin
+from pneumogan.generate.checkpoint import save_gan
+from pneumogan.generate.nets import GanConfig
+from pneumogan.generate.quality import HeldoutFID
+from pneumogan.generate.train import train_gan
 
 log = logging.getLogger("pneumogan.train_gan")
 LOSS_COLUMNS = ["loss_d", "loss_g", "d_real", "d_fake"]
@@ -25,22 +39,6 @@ FID_COLUMNS = ["fid_heldout"]
 
 
 def run(args: argparse.Namespace, cfg: StageParams) -> None:
-    import torch
-
-    from pneumogan.classify.checkpoint import load_classifier
-    from pneumogan.core import seeds, tracking
-    from pneumogan.core.choices import LABELS
-    from pneumogan.core.device import pick_device
-    from pneumogan.core.grids import save_grid
-    from pneumogan.core.history import History
-    from pneumogan.core.transforms import ImageTransform
-    from pneumogan.data.balance import minority_class
-    from pneumogan.data.contract import load_split
-    from pneumogan.generate.checkpoint import save_gan
-    from pneumogan.generate.nets import GanConfig
-    from pneumogan.generate.quality import HeldoutFID
-    from pneumogan.generate.train import GanSettings, train_gan
-
     gp = cfg.gan
     images, labels = load_split(args.train)
     minority = minority_class(labels)
@@ -67,15 +65,6 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
     score = HeldoutFID(
         reference, val_images[val_labels == minority], selection_z, transform, device
     )
-    settings = GanSettings(
-        epochs=gp.epochs,
-        batch_size=gp.batch_size,
-        lr=gp.lr,
-        beta1=gp.beta1,
-        sample_every=gp.sample_every,
-        eval_every=gp.eval_every,
-        diffaugment=gp.diffaugment,
-    )
     log.info(
         "%s%s on %d %s images (%d px), %d epochs on %s",
         gp.variant,
@@ -87,13 +76,13 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         device,
     )
     seeds.seed_everything(cfg.seed, "gan_init")
-    with tracking.stage_run("train_gan", cfg.flat()) as run, atomic_dir(args.samples) as samples:
+    with tracking.stage_run("train_gan", cfg) as run, atomic_dir(args.samples) as samples:
         history = History(run, log)
         start = time.perf_counter()
         G, D, kept = train_gan(
             real,
             net,
-            settings,
+            gp,
             generator=seeds.torch_generator(cfg.seed, "gan_train"),
             fixed_z=fixed_z,
             device=device,
@@ -130,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         standin.skipped_table(args.losses, ["epoch", *LOSS_COLUMNS])
         standin.skipped_table(args.fid, ["epoch", *FID_COLUMNS])
         with atomic_dir(args.samples) as samples:
-            standin.skipped_image(samples / "standin.png")
+            standin.skipped_image(samples / "skipped.png")
         log.info("skipped: %s", standin.REASON)
         return
     run(args, cfg)

@@ -16,6 +16,11 @@ import yaml
 # pytest-xdist runs one worker per core: one thread each keeps torch from oversubscribing them
 # (in this process and in the dvc subprocesses of the end-to-end tests).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# On some 2-core AMD EPYC VMs, torch 2.13's oneDNN AVX2 convolution kernels crash the process
+# at random in the backward pass of these tiny networks (SIGABRT/SIGBUS; the kernel logs a
+# stack-segment trap inside libtorch_cpu's oneDNN code). Its SSE4.1 kernels do not; the tests
+# check behaviour, not speed, so they run those (in this process and in dvc's subprocesses).
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "SSE41")
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT_COUNTS = {"train": (12, 36), "val": (6, 10), "test": (6, 10)}  # (normal, pneumonia)

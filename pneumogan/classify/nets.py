@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.error import URLError
 
 import torch
+import torchvision
 from torch import nn
+from torch.hub import get_dir
 from torch.nn import functional as F
+from torchvision.models import get_model_weights
 
-from pneumogan.core.choices import ARCHS, BACKBONES
 from pneumogan.core.errors import DataError
+from pneumogan.core.registry import CLASSIFIERS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics torchvision's ImageNet weights expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_BACKBONE_INPUT = 32  # five stride-2 steps: a smaller input has no pixels left
+SMALL_INPUT = 64  # ResNet-18/34 below this side get the small-input (CIFAR) stem
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class ClassifierConfig:
         tta_shift: float = 0.0,
     ) -> ClassifierConfig:
         """The config of `arch`, with the channels and normalisation it needs."""
-        if arch in BACKBONES:
+        if "backbone" in CLASSIFIERS.get(arch).tags:
             return cls(
                 arch,
                 size,
@@ -77,7 +82,8 @@ class ClassifierConfig:
                 tta_shift,
             )
         if pretrained or freeze:
-            raise ValueError(f"{arch} has no pretrained weights; those are {list(BACKBONES)}")
+            backbones = list(CLASSIFIERS.names("backbone"))
+            raise ValueError(f"{arch} has no pretrained weights; those are {backbones}")
         return cls(arch, size, width, input_size, members=members, tta_shift=tta_shift)
 
     @classmethod
@@ -178,15 +184,22 @@ class SmallResNet(nn.Module):
 
 
 class TorchvisionResNet(nn.Module):
-    """torchvision's ResNet-18/34 from scratch, with a one-channel stem and one logit."""
+    """torchvision's ResNet-18/34 from scratch, with a one-channel stem and one logit.
+
+    Below `SMALL_INPUT` px the stem is CIFAR's (a 3×3 stride-1 convolution, no max-pool), as in
+    MedMNIST's baselines: ImageNet's stem (7×7 stride 2, then a max-pool) would shrink a 28 px
+    image to 7×7 before the first residual block.
+    """
 
     def __init__(self, cfg: ClassifierConfig) -> None:
         super().__init__()
-        import torchvision
-
         self.adapter = InputAdapter(cfg)
         net = getattr(torchvision.models, cfg.arch)(weights=None, num_classes=1)
-        net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+        if cfg.side < SMALL_INPUT:
+            net.conv1 = nn.Conv2d(1, 64, 3, 1, 1, bias=False)
+            net.maxpool = nn.Identity()
+        else:
+            net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
         self.net = net
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,12 +219,6 @@ _DENSENET_OLD = re.compile(
 
 def imagenet_state(arch: str) -> dict[str, torch.Tensor]:
     """torchvision's default ImageNet weights of `arch`, from torch.hub's cache or the web."""
-    from pathlib import Path
-    from urllib.error import URLError
-
-    from torch.hub import get_dir
-    from torchvision.models import get_model_weights
-
     weights = get_model_weights(arch).DEFAULT
     cached = Path(get_dir()) / "checkpoints" / Path(weights.url).name
     try:
@@ -240,8 +247,6 @@ class Backbone(nn.Module):
 
     def __init__(self, cfg: ClassifierConfig, fetch_weights: bool = False) -> None:
         super().__init__()
-        import torchvision
-
         if cfg.side < MIN_BACKBONE_INPUT:
             raise DataError(
                 f"{cfg.arch} needs images of at least {MIN_BACKBONE_INPUT} px and would see "
@@ -346,15 +351,37 @@ class ShiftTTA(nn.Module):
         return mean_probability_logit(z)
 
 
-REGISTRY: dict[str, Callable[[ClassifierConfig], nn.Module]] = {
-    "resnet_small": SmallResNet,
-    "resnet18": TorchvisionResNet,
-    "resnet34": TorchvisionResNet,
-    "densenet121": Backbone,
-    "resnet50": Backbone,
-    "vgg16": Backbone,
-}
-assert tuple(REGISTRY) == ARCHS, "choices.ARCHS and the registry must list the same networks"
+# The networks `train.arch` names. Adding one is one decorated function here: it takes the
+# config and whether to fetch pretrained weights, and returns the network (one logit per image,
+# with `features(x)`); params, the docs and `build` read their names from CLASSIFIERS.
+@CLASSIFIERS.register(title="compact residual CNN for 28 px (three stages, strided stem above 28)")
+def resnet_small(cfg: ClassifierConfig, fetch_weights: bool = False) -> nn.Module:
+    return SmallResNet(cfg)
+
+
+@CLASSIFIERS.register(title="ResNet-18 (torchvision), small-input stem below 64 px")
+def resnet18(cfg: ClassifierConfig, fetch_weights: bool = False) -> nn.Module:
+    return TorchvisionResNet(cfg)
+
+
+@CLASSIFIERS.register(title="ResNet-34 (torchvision), small-input stem below 64 px")
+def resnet34(cfg: ClassifierConfig, fetch_weights: bool = False) -> nn.Module:
+    return TorchvisionResNet(cfg)
+
+
+@CLASSIFIERS.register(title="DenseNet-121 (torchvision, ImageNet weights)", tags=("backbone",))
+def densenet121(cfg: ClassifierConfig, fetch_weights: bool = False) -> nn.Module:
+    return Backbone(cfg, fetch_weights)
+
+
+@CLASSIFIERS.register(title="ResNet-50 (torchvision, ImageNet weights)", tags=("backbone",))
+def resnet50(cfg: ClassifierConfig, fetch_weights: bool = False) -> nn.Module:
+    return Backbone(cfg, fetch_weights)
+
+
+@CLASSIFIERS.register(title="VGG-16 (torchvision, ImageNet weights)", tags=("backbone",))
+def vgg16(cfg: ClassifierConfig, fetch_weights: bool = False) -> nn.Module:
+    return Backbone(cfg, fetch_weights)
 
 
 def build(cfg: ClassifierConfig, *, fetch_weights: bool = False) -> nn.Module:
@@ -363,16 +390,11 @@ def build(cfg: ClassifierConfig, *, fetch_weights: bool = False) -> nn.Module:
     `fetch_weights` loads the ImageNet weights of a `pretrained` backbone (to train it);
     without it the network is left as initialised, for a checkpoint's weights to fill.
     """
-    try:
-        factory = REGISTRY[cfg.arch]
-    except KeyError:
-        raise ValueError(f"unknown classifier arch {cfg.arch!r}; known: {list(REGISTRY)}") from None
+    builder = CLASSIFIERS.get(cfg.arch).build
     if cfg.tta_shift:
         return ShiftTTA(build(cfg.body(), fetch_weights=fetch_weights), cfg.tta_shift)
     if cfg.members > 1:
         return Ensemble(
             [build(cfg.member(), fetch_weights=fetch_weights) for _ in range(cfg.members)]
         )
-    if factory is Backbone:
-        return Backbone(cfg, fetch_weights)
-    return factory(cfg)
+    return builder(cfg, fetch_weights)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,26 +18,36 @@ from pneumogan.classify.augment import augment, mixup
 from pneumogan.classify.checkpoint import Classifier
 from pneumogan.classify.nets import ClassifierConfig, Ensemble, ShiftTTA, build
 from pneumogan.classify.predictor import predict_proba
+from pneumogan.core.params import Regularisation, Schedule, TrainParams
 from pneumogan.core.progress import progress
 from pneumogan.core.transforms import ImageTransform
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to train; every field comes from params.yaml (`train` or `reference`)."""
+def network(train: TrainParams, size: int) -> ClassifierConfig:
+    """The network the `train` section describes, for images of side `size`."""
+    return ClassifierConfig.for_arch(
+        train.arch,
+        size,
+        train.width,
+        train.input_size,
+        train.pretrained,
+        train.freeze,
+        train.ensemble,
+        train.tta_shift,
+    )
 
-    epochs: int
-    batch_size: int
-    lr: float  # peak learning rate of the one-cycle schedule
-    warmup_fraction: float  # share of the steps spent rising to `lr`
-    weight_decay: float
-    patience: int  # stop after this many epochs without a better validation AUC
-    max_shift: float
-    max_rotate: float
-    mixup: float  # α of Beta(α, α); 0 is off
-    max_zoom: float = 0.0
-    contrast: float = 0.0
-    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 is off
+
+def plain(schedule: Schedule) -> Regularisation:
+    """No regularisation: no weight decay, augmentation, weight averaging or early stop."""
+    return Regularisation(
+        weight_decay=0.0,
+        patience=schedule.epochs,
+        max_shift=0.0,
+        max_rotate=0.0,
+        max_zoom=0.0,
+        contrast=0.0,
+        ema=0.0,
+    )
 
 
 def _bce(p: np.ndarray, y: np.ndarray) -> float:
@@ -49,14 +59,19 @@ def train_classifier(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     net: ClassifierConfig,
-    settings: TrainSettings,
+    schedule: Schedule,
     *,
+    mixup: float = 0.0,
     rng: np.random.Generator,
     device: torch.device,
     on_epoch: Callable[[int, dict[str, float]], None] = lambda e, m: None,
     weights: np.ndarray | None = None,
 ) -> tuple[Classifier, dict]:
     """Train `net` on `train`; return the weights of the epoch with the best validation AUC.
+
+    `schedule` is the `train` section (`TrainParams`: its schedule and regularisation), or
+    another `Schedule`, the `reference` section, trained plainly (`plain`); `mixup` is the α of
+    Beta(α, α), 0 for none.
 
     All randomness (batch order, augmentation, mixup) comes from `rng`; weights are
     initialised from torch's global generator (seeded by the stage). An ensemble
@@ -68,9 +83,19 @@ def train_classifier(
     test-time augmentation (`ShiftTTA`); checkpoints are still chosen without it, and the
     summary adds the wrapped model's validation AUC (`tta_val_auc`).
     """
+    reg = schedule if isinstance(schedule, Regularisation) else plain(schedule)
+    fit = partial(
+        _train_one,
+        schedule=schedule,
+        reg=reg,
+        alpha=mixup,
+        rng=rng,
+        device=device,
+        weights=weights,
+    )
     body = net.body()  # what trains: test-time augmentation wraps it afterwards
     if body.members == 1:
-        model, summary = _train_one(train, val, body, settings, rng, device, on_epoch, weights)
+        model, summary = fit(train, val, body, on_epoch=on_epoch)
         summary = dict(summary)
     else:
         members, summary, offset = [], {}, 0
@@ -79,13 +104,11 @@ def train_classifier(
             def seen(epoch: int, stats: dict[str, float], k: int = k, offset: int = offset) -> None:
                 on_epoch(offset + epoch, {**stats, "member": k})
 
-            member, summary[f"member{k}"] = _train_one(
-                train, val, body.member(), settings, rng, device, seen, weights
-            )
+            member, summary[f"member{k}"] = fit(train, val, body.member(), on_epoch=seen)
             members.append(member)
             offset += summary[f"member{k}"]["epochs_run"]
         model = Ensemble(members).eval()
-        p_val = _val_proba(model, body, val, settings.batch_size)
+        p_val = _val_proba(model, body, val, schedule.batch_size)
         summary = {
             "best_val_auc": float(roc_auc_score(val[1], p_val)),
             "epochs_run": offset,
@@ -94,7 +117,7 @@ def train_classifier(
     if net.tta_shift:
         model = ShiftTTA(model, net.tta_shift).eval()
         summary["tta_val_auc"] = float(
-            roc_auc_score(val[1], _val_proba(model, net, val, settings.batch_size))
+            roc_auc_score(val[1], _val_proba(model, net, val, schedule.batch_size))
         )
     clf = Classifier(model, net, ImageTransform(size=net.size), dict(summary))
     return clf, summary
@@ -111,7 +134,10 @@ def _train_one(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     net: ClassifierConfig,
-    s: TrainSettings,
+    *,
+    schedule: Schedule,
+    reg: Regularisation,
+    alpha: float,
     rng: np.random.Generator,
     device: torch.device,
     on_epoch: Callable[[int, dict[str, float]], None],
@@ -125,45 +151,45 @@ def _train_one(
     x_all, y_all = transform.encode(train[0]), torch.from_numpy(train[1]).float()
     w_all = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
     n = x_all.shape[0]
-    steps = s.epochs * math.ceil(n / s.batch_size)
+    steps = schedule.epochs * math.ceil(n / schedule.batch_size)
     trainable = [p for p in model.parameters() if p.requires_grad]  # the head only when frozen
-    opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
+    opt = torch.optim.AdamW(trainable, lr=schedule.lr, weight_decay=reg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=s.lr, total_steps=steps, pct_start=s.warmup_fraction
+        opt, max_lr=schedule.lr, total_steps=steps, pct_start=schedule.warmup_fraction
     )
     # With `ema`, validation and the checkpoint use the moving average of the weights (batch-norm
     # statistics averaged too), which follows the trained weights with a lag of ~1/(1 − ema) steps.
     ema = (
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(s.ema), use_buffers=True)
-        if s.ema
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(reg.ema), use_buffers=True)
+        if reg.ema
         else None
     )
     kept = ema.module if ema is not None else model
     clf = Classifier(kept, net, transform, {})
     best = {"epoch": 0, "val_auc": -1.0}
     best_state = copy.deepcopy(kept.state_dict())
-    bar = progress(range(1, s.epochs + 1), desc="train", unit="epoch")
+    bar = progress(range(1, schedule.epochs + 1), desc="train", unit="epoch")
     for epoch in bar:
         model.train()
         total = 0.0
         perm = torch.randperm(n, generator=generator)
-        for i in range(0, n, s.batch_size):
-            idx = perm[i : i + s.batch_size]
+        for i in range(0, n, schedule.batch_size):
+            idx = perm[i : i + schedule.batch_size]
             x = augment(
                 x_all[idx],
-                s.max_shift,
-                s.max_rotate,
+                reg.max_shift,
+                reg.max_rotate,
                 generator,
-                max_zoom=s.max_zoom,
-                contrast=s.contrast,
+                max_zoom=reg.max_zoom,
+                contrast=reg.contrast,
             )
             x = x.to(device, memory_format=torch.channels_last)
             if w_all is None:
-                x, y = mixup(x, y_all[idx].to(device), s.mixup, rng, generator)
+                x, y = mixup(x, y_all[idx].to(device), alpha, rng, generator)
                 loss = F.binary_cross_entropy_with_logits(model(x), y)
             else:  # labels and weights mixed by the same λ and pairs
                 x, yw = mixup(
-                    x, torch.stack([y_all[idx], w_all[idx]], 1).to(device), s.mixup, rng, generator
+                    x, torch.stack([y_all[idx], w_all[idx]], 1).to(device), alpha, rng, generator
                 )
                 loss = F.binary_cross_entropy_with_logits(model(x), yw[:, 0], weight=yw[:, 1])
             opt.zero_grad(set_to_none=True)
@@ -173,7 +199,7 @@ def _train_one(
             if ema is not None:
                 ema.update_parameters(model)
             total += loss.item() * idx.shape[0]
-        p_val = predict_proba(clf, val[0], batch_size=s.batch_size, device=device)
+        p_val = predict_proba(clf, val[0], batch_size=schedule.batch_size, device=device)
         stats = {
             "train_loss": total / n,
             "val_loss": _bce(p_val, val[1]),
@@ -185,7 +211,7 @@ def _train_one(
         if stats["val_auc"] > best["val_auc"]:
             best = {"epoch": epoch, "val_auc": stats["val_auc"]}
             best_state = copy.deepcopy(kept.state_dict())
-        elif epoch - best["epoch"] >= s.patience:
+        elif epoch - best["epoch"] >= reg.patience:
             break
     kept.load_state_dict(best_state)
     summary = {"best_epoch": best["epoch"], "best_val_auc": best["val_auc"], "epochs_run": epoch}

@@ -30,7 +30,7 @@ def save_checkpoint(
 
         write_bytes(path, save_arrays({}, metadata=description))
         return
-    from safetensors.torch import save
+    from safetensors.torch import save  # loads torch: only for real weights
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     write_bytes(path, save(clean, metadata=description))
@@ -40,7 +40,7 @@ def load_checkpoint(
     path: str | Path, kind: str, producer: str
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and description of a `kind` checkpoint; a bad file names the stage to rerun."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError, safe_open  # its torch reader loads torch
 
     path = Path(path)
     fix = f"rerun the {producer} stage (dvc repro -f {producer})"

@@ -1,6 +1,7 @@
-"""Every list of named options, in one place: params validate against these, registries use them.
+"""The fixed lists of named options that are not networks: params validate against these.
 
-Kept free of heavy imports so that params can be checked before torch loads.
+The networks (`train.arch`) and generators (`gan.variant`) are not listed here for params: they
+are the names registered in `pneumogan.core.registry`, which params read when they validate.
 """
 
 SIZES = (28, 64, 128, 224)  # MedMNIST's official image sides
@@ -9,16 +10,5 @@ FITS = ("crop", "pad")  # data.fit: how a folder image is made square before res
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU
 # fuse.method: what fills the minority class (weighted: nothing, its loss is weighted up instead)
 METHODS = ("gan", "oversample", "none", "weighted")
-GAN_VARIANTS = ("dcgan", "sn_hinge", "resnet_sn", "ddpm")  # gan.variant (ddpm: diffusion)
-GAN_VARIANT_NAMES = {  # for people
-    "dcgan": "DCGAN",
-    "sn_hinge": "spectral-norm D + hinge loss",
-    "resnet_sn": "SNGAN ResNet (residual G, spectral-norm residual D, hinge loss)",
-    "ddpm": "denoising diffusion (DDPM UNet, DDIM sampling)",
-}
 DIFFAUGMENT = ("color", "translation", "cutout")  # gan.diffaugment policies (Zhao et al., 2020)
-ADVERSARIAL_VARIANTS = ("dcgan", "sn_hinge", "resnet_sn")  # the GANs (a generator and a D)
-HINGE_VARIANTS = ("sn_hinge", "resnet_sn")  # trained with the hinge loss
-BACKBONES = ("densenet121", "resnet50", "vgg16")  # ImageNet backbones (pretrained weights)
-ARCHS = ("resnet_small", "resnet18", "resnet34", *BACKBONES)  # train.arch
 LABELS = {0: "normal", 1: "pneumonia"}  # label value -> class name

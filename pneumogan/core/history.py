@@ -22,7 +22,7 @@ class History:
 
     def save(self, path: Path, columns: list[str]) -> None:
         """Write epoch plus `columns` (epochs that lack one of them are left out); log it."""
-        import pandas as pd
+        import pandas as pd  # only when saving: importing the core stays light
 
         table = pd.DataFrame(self.rows, columns=["epoch", *columns])[["epoch", *columns]]
         write_table(path, table.dropna())

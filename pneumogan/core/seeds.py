@@ -47,14 +47,14 @@ def int_seed(seed: int, purpose: str) -> int:
 
 def torch_generator(seed: int, purpose: str):
     """A CPU torch.Generator on the stream; draws on the CPU do not depend on the device."""
-    import torch
+    import torch  # heavy: the data stages use these streams without loading torch
 
     return torch.Generator().manual_seed(int_seed(seed, purpose))
 
 
 def seed_everything(seed: int, purpose: str) -> None:
     """Seed the global generators (weight init uses torch's) and ask for deterministic kernels."""
-    import torch
+    import torch  # heavy: see torch_generator
 
     s = int_seed(seed, purpose)
     random.seed(s)

@@ -1,10 +1,12 @@
 """MLflow: one run per stage execution, in a SQLite store at the repo root by default.
 
-Under DVC the stage runs of one `dvc repro` or `dvc exp run` are nested in one parent run
-(tagged `stage: pipeline`), which carries every param of params.yaml and ends with the last
-stage that ran: FINISHED, or FAILED when a stage failed. The parent is found again by an id
-of the invocation, the experiment name with the PID and start time of the dvc process that
-runs the stages.
+A stage logs its slice of params (`StageParams`). Under DVC the stage runs of one `dvc repro`
+or `dvc exp run` are nested in one parent run (tagged `stage: pipeline`), which carries every
+param of the run and ends with the last stage that ran: FINISHED, or FAILED when a stage
+failed. The parent is found again by an id of the invocation, the experiment name with the PID
+and start time of the dvc process that runs the stages. Every param, and the `study` that
+groups runs, come from what check_params wrote beside the slices (no stage depends on that
+file, so neither reruns a stage); params.yaml itself is not read here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import mlflow
+import psutil
+from mlflow.entities import Param
+
+from pneumogan.core.params import StageParams, flatten
 
 EXPERIMENT = "pneumogan"
 INVOCATION_TAG = "pneumogan.invocation"
@@ -70,21 +78,6 @@ class StageRun:
             self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
-def current_study(params_file: str | Path = "params.yaml") -> str | None:
-    """The top-level `study` param, read for MLflow grouping only (no stage depends on it).
-
-    `check_params` has validated the file; a missing or unreadable one means no study.
-    """
-    import yaml
-
-    try:
-        raw = yaml.safe_load(Path(params_file).read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    study = raw.get("study") if isinstance(raw, dict) else None
-    return study if isinstance(study, str) else None
-
-
 def experiment_name(study: str | None) -> str:
     """MLflow experiment of a run: `pneumogan`, or `pneumogan-study-<name>` for a study's runs."""
     return EXPERIMENT if study is None else f"{EXPERIMENT}-study-{study}"
@@ -98,8 +91,6 @@ def invocation() -> str | None:
     """
     if not os.environ.get("DVC_STAGE"):
         return None
-    import psutil
-
     try:
         proc = psutil.Process().parent()
         while proc is not None and proc.name() in SHELLS:
@@ -112,51 +103,38 @@ def invocation() -> str | None:
     return f"{os.environ.get('DVC_EXP_NAME', 'workspace')}:{proc.pid}:{started:.3f}"
 
 
-def pipeline_params(params_file: str | Path = "params.yaml") -> dict[str, Any]:
-    """Every param of the run, flattened, for the parent run (a missing file gives none)."""
-    import yaml
-
-    from pneumogan.core.params import flatten
-
-    try:
-        raw = yaml.safe_load(Path(params_file).read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return flatten(raw) if isinstance(raw, dict) else {}
-
-
-def parent_run(client: Any, experiment_id: str, key: str, tags: Mapping[str, str]) -> str:
-    """The id of this invocation's parent run, created (with every param) by its first stage."""
+def parent_run(
+    client: Any, experiment_id: str, key: str, tags: Mapping[str, str], every: Mapping[str, Any]
+) -> str:
+    """The id of this invocation's parent run; its first stage creates it, with `every` param."""
     found = client.search_runs(
         [experiment_id], filter_string=f"tags.`{INVOCATION_TAG}` = '{key}'", max_results=1
     )
     if found:
         return found[0].info.run_id
-    from mlflow.entities import Param
-
     name = os.environ.get("DVC_EXP_NAME") or "dvc repro"
     run = client.create_run(
         experiment_id, run_name=name, tags={**tags, "stage": PIPELINE, INVOCATION_TAG: key}
     )
-    params = [Param(k, str(v)) for k, v in pipeline_params().items()]
+    params = [Param(k, str(v)) for k, v in flatten(every).items()]
     for i in range(0, len(params), 100):  # MLflow's batch limit
         client.log_batch(run.info.run_id, params=params[i : i + 100])
     return run.info.run_id
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
-    """Open an MLflow run tagged with stage, DVC experiment and commit, with `params` logged.
+def stage_run(stage: str, cfg: StageParams) -> Iterator[StageRun]:
+    """Open an MLflow run tagged with stage, DVC experiment and commit, with the slice `cfg`'s
+    params logged.
 
     Runs of a study (top-level `study` param) go to their own MLflow experiment, tagged
     `study`, so they can be browsed together.
     """
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import mlflow
-
+    every = cfg.pipeline()  # every param of the run; {} beside a slice written by hand
+    study = every.get("study") if isinstance(every.get("study"), str) else None
     root = repo_root()
-    study = current_study()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     name = experiment_name(study)
@@ -179,11 +157,11 @@ def stage_run(stage: str, params: Mapping[str, Any]) -> Iterator[StageRun]:
     parent = None
     if key is not None:
         experiment_id = mlflow.get_experiment_by_name(name).experiment_id
-        parent = parent_run(client, experiment_id, key, tags)
+        parent = parent_run(client, experiment_id, key, tags, every)
     status = "FAILED"
     try:
         with mlflow.start_run(run_name=stage, tags=tags, parent_run_id=parent):
-            mlflow.log_params(dict(params))
+            mlflow.log_params(cfg.flat())
             yield StageRun(mlflow)
         status = "FINISHED"
     finally:

@@ -18,7 +18,9 @@ Nothing here records where the tree is on this machine: file paths are relative 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import logging
 import re
 import time
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pneumogan.core.errors import DataError
 from pneumogan.core.progress import progress
@@ -174,9 +177,6 @@ def read_tree(
 
 def write_report(path: Path, bad: list[tuple[str, str]]) -> None:
     """The unreadable files as CSV (path relative to the tree, reason); a header when none."""
-    import csv
-    import io
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "reason"])
@@ -192,8 +192,6 @@ def write_tree(
     With `nested` > 0 a class folder holds that many subfolders, the images spread over them
     (a tree people might have). Returns the number of files written.
     """
-    from PIL import Image
-
     n = 0
     for split in SPLITS:
         if f"{split}_images" not in arrays:

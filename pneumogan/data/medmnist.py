@@ -164,6 +164,8 @@ def find_local_copy(size: int, flag: str = FLAG, path: Path | None = None) -> Pa
 
 def download_official(size: int, dest_dir: Path, flag: str = FLAG) -> Path:
     """Download the official file with torchvision's downloader, which checks the MD5."""
+    # torchvision (and so torch, seconds to import) stays here: only a download from the URL
+    # needs it; the download stage and the folder source otherwise never import torch.
     from torchvision.datasets.utils import download_url
 
     spec = official(size, flag)

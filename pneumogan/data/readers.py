@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from pneumogan.core.errors import DataError
 
@@ -44,8 +45,6 @@ def read_image(path: Path) -> np.ndarray:
 
 def read_picture(path: Path) -> np.ndarray:
     """A PNG or JPEG (anything Pillow opens) as grayscale uint8."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im.load()
@@ -85,6 +84,8 @@ def _first(value) -> float:
 
 def read_dicom(path: Path) -> np.ndarray:
     """A single-frame grayscale DICOM image, through its modality LUT and VOI, as uint8."""
+    # pydicom stays here: about a second to import, paid only when a DICOM file is read, not
+    # by every PNG `pneumogan predict` or folder source (or the web app's first upload).
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
@@ -140,8 +141,6 @@ def fit(image: np.ndarray, size: int, mode: str = "crop") -> np.ndarray:
     """
     if image.shape == (size, size):
         return image
-    from PIL import Image
-
     h, w = image.shape
     if mode == "crop":
         side = min(h, w)

@@ -70,6 +70,8 @@ IMAGE_ID = "image:"  # prefix of the ids of a source without patients: one per d
 
 def _fold(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A boolean mask of about `fraction` of the groups, stratified by class."""
+    # scikit-learn's model_selection (and scipy under it) stays here: seconds to import, needed
+    # only to carve a split, while stages/split.py imports this module before parsing its args.
     from sklearn.model_selection import StratifiedGroupKFold
 
     n_splits = max(2, round(1 / fraction))

@@ -10,10 +10,14 @@ only) and scaled to 0..1 per image: they show where, not how much.
 from __future__ import annotations
 
 import numpy as np
+from captum.attr import LayerAttribution, LayerGradCam
+from matplotlib import colormaps
 from torch import nn
 
 from pneumogan.classify.checkpoint import Classifier
 from pneumogan.classify.nets import ShiftTTA
+from pneumogan.classify.predictor import predict_proba
+from pneumogan.core.choices import LABELS
 
 
 def cam_layers(model: nn.Module) -> list[nn.Module]:
@@ -36,8 +40,6 @@ def cam_layer(model: nn.Module) -> nn.Module:
 
 def gradcam(clf: Classifier, images: np.ndarray) -> np.ndarray:
     """N×H×W maps in [0, 1] of where the evidence for pneumonia is, one per uint8 image."""
-    from captum.attr import LayerAttribution, LayerGradCam
-
     model = clf.model.eval()
     if isinstance(model, ShiftTTA):  # the map of the image as given, not of its shifts
         model = model.net
@@ -55,8 +57,6 @@ def gradcam(clf: Classifier, images: np.ndarray) -> np.ndarray:
 
 def overlay(image: np.ndarray, heat: np.ndarray, scale: int = 8, alpha: float = 0.45) -> np.ndarray:
     """The image (uint8 H×W) under its map in a colour scale, enlarged `scale` times, RGB."""
-    from matplotlib import colormaps
-
     gray = np.repeat(image[..., None].astype(np.float32) / 255.0, 3, axis=2)
     colour = colormaps["inferno"](heat)[..., :3].astype(np.float32)
     mixed = (1 - alpha) * gray + alpha * colour
@@ -72,8 +72,6 @@ def pick_examples(
     Groups are named '<true class> <right|wrong>'; within a group the calls furthest from the
     threshold come first.
     """
-    from pneumogan.core.choices import LABELS
-
     called = (p >= threshold).astype(np.int64)
     margin = np.abs(p - threshold)
     groups = {}
@@ -88,8 +86,6 @@ def explain_examples(
     clf: Classifier, images: np.ndarray, labels: np.ndarray, threshold: float, per_group: int
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[int, np.ndarray]]:
     """(P(pneumonia) of every image, the picked groups, an overlay per picked image)."""
-    from pneumogan.classify.predictor import predict_proba
-
     p = predict_proba(clf, images, batch_size=256)
     groups = pick_examples(labels, p, threshold, per_group)
     chosen = np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups.values()]))

@@ -7,7 +7,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import DegenerateDataWarning, bootstrap
 from sklearn import metrics as skm
+from torchmetrics.functional.classification import binary_calibration_error
 
 from pneumogan.core.choices import LABELS
 
@@ -73,8 +75,6 @@ def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int) -> float:
     """ECE with equal-width bins (torchmetrics' binary calibration error, L1 norm)."""
-    from torchmetrics.functional.classification import binary_calibration_error
-
     return float(
         binary_calibration_error(
             torch.from_numpy(p).float(), torch.from_numpy(y), n_bins=bins, norm="l1"
@@ -118,8 +118,6 @@ def bootstrap_ci(
     rng: np.random.Generator,
 ) -> dict[str, dict[str, float]]:
     """Percentile bootstrap intervals (scipy) over test images, resampled in pairs."""
-    from scipy.stats import DegenerateDataWarning, bootstrap
-
     out = {}
     for name, stat in _statistics(threshold).items():
         with warnings.catch_warnings():  # NaN resamples are handled below

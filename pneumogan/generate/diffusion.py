@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pneumogan.core.params import GanParams
 from pneumogan.core.progress import progress
 from pneumogan.core.transforms import ImageTransform
 from pneumogan.generate.keeper import BestKeeper
@@ -32,6 +33,8 @@ TRAIN_STEPS = 1000  # noise levels of the DDPM schedule (the paper's)
 
 
 def _unet(size: int, width: int) -> nn.Module:
+    # diffusers is imported here, not at the top: it takes seconds to import, and only the
+    # ddpm variant uses it (registering the generators must stay cheap for check_params).
     from diffusers import UNet2DModel
 
     if size % 4:
@@ -50,7 +53,7 @@ def _unet(size: int, width: int) -> nn.Module:
 
 
 def _schedulers():
-    from diffusers import DDIMScheduler, DDPMScheduler
+    from diffusers import DDIMScheduler, DDPMScheduler  # heavy, ddpm only: see _unet
 
     train = DDPMScheduler(num_train_timesteps=TRAIN_STEPS)
     sample = DDIMScheduler.from_config(train.config)
@@ -81,12 +84,8 @@ class DiffusionGenerator(nn.Module):
 def train_diffusion(
     images: np.ndarray,
     G: DiffusionGenerator,
+    gan: GanParams,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    sample_every: int,
-    eval_every: int,
     generator: torch.Generator,
     fixed_z: torch.Tensor,
     device: torch.device,
@@ -96,12 +95,14 @@ def train_diffusion(
 ) -> tuple[DiffusionGenerator, int]:
     """Train `G` on `images`; return it with the weights of the best `score` and that epoch.
 
-    Batch order, noise levels and noise come from `generator`; AdamW at `lr`, with the
+    `gan` is the `gan` params section: epochs, batch size, learning rate, when to sample and
+    score. Batch order, noise levels and noise come from `generator`; AdamW at `gan.lr`, with the
     gradient norm clipped at 1 as is usual for diffusion models.
     """
     noise_schedule, _ = _schedulers()
     G = G.to(device)
-    opt = torch.optim.AdamW(G.parameters(), lr=lr)
+    epochs, batch_size = gan.epochs, gan.batch_size
+    opt = torch.optim.AdamW(G.parameters(), lr=gan.lr)
     real_all = ImageTransform(size=G.size).encode(images)
     n = real_all.shape[0]
     best = BestKeeper()
@@ -124,13 +125,13 @@ def train_diffusion(
             total, batches = total + loss.item(), batches + 1
         stats = {"loss": total / batches}
         G.eval()
-        if epoch % eval_every == 0 or epoch == epochs:
+        if epoch % gan.eval_every == 0 or epoch == epochs:
             with torch.no_grad():
                 stats["fid_heldout"] = score(G)
             best.offer(stats["fid_heldout"], epoch, G, None)
         bar.set_postfix(loss=f"{stats['loss']:.4f}")
         on_epoch(epoch, stats)
-        if epoch % sample_every == 0 or epoch == epochs:
+        if epoch % gan.sample_every == 0 or epoch == epochs:
             with torch.no_grad():
                 on_samples(epoch, G(fixed_z.to(device)).cpu())
     G.load_state_dict(best.generator)

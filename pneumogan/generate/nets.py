@@ -7,7 +7,7 @@ networks (Miyato et al., 2018; the architecture behind their 128 px ImageNet res
 generator of upsampling residual blocks (nearest-neighbour upsampling and 3×3 convolutions,
 no transposed convolutions, so no checkerboard) and a spectral-norm residual discriminator
 with global sum pooling, trained with the hinge loss. The losses live with the training loop,
-in `gan_train`.
+in `pneumogan.generate.train`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pneumogan.core.choices import ADVERSARIAL_VARIANTS
+from pneumogan.core.registry import GENERATORS
+from pneumogan.generate.diffusion import DiffusionGenerator
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,8 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
-        if cfg.variant not in ADVERSARIAL_VARIANTS:
-            known = list(ADVERSARIAL_VARIANTS)
+        if "adversarial" not in GENERATORS.get(cfg.variant).tags:
+            known = list(GENERATORS.names("adversarial"))
             raise ValueError(f"GAN variant {cfg.variant!r}: a discriminator is one of {known}")
         if cfg.variant == "resnet_sn":
             self.net = ResNetD(cfg)
@@ -185,10 +186,35 @@ class Discriminator(nn.Module):
         return self.net(x).view(-1)
 
 
-def build_generator(cfg: GanConfig) -> nn.Module:
-    """The generator of `cfg.variant`: a GAN's, or the diffusion model's sampler (ddpm)."""
-    if cfg.variant == "ddpm":
-        from pneumogan.generate.diffusion import DiffusionGenerator
+# The generators `gan.variant` names. Adding one is one decorated function here: it takes the
+# config and returns the generator (z -> images in [-1, 1], or a sampler that draws them) and
+# its discriminator (None for a model trained without one). Tags tell the training loop how
+# to train it: `adversarial` (a GAN step with the discriminator), `hinge` (hinge loss instead
+# of the non-saturating one), `diffusion` (the denoising loop).
+@GENERATORS.register(title="DCGAN", tags=("adversarial",))
+def dcgan(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
+    return Generator(cfg), Discriminator(cfg)
 
-        return DiffusionGenerator(cfg.size, cfg.width, cfg.steps)
-    return Generator(cfg)
+
+@GENERATORS.register(title="spectral-norm D + hinge loss", tags=("adversarial", "hinge"))
+def sn_hinge(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
+    return Generator(cfg), Discriminator(cfg)
+
+
+@GENERATORS.register(
+    title="SNGAN ResNet (residual G, spectral-norm residual D, hinge loss)",
+    tags=("adversarial", "hinge"),
+)
+def resnet_sn(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
+    return Generator(cfg), Discriminator(cfg)
+
+
+@GENERATORS.register(title="denoising diffusion (DDPM UNet, DDIM sampling)", tags=("diffusion",))
+def ddpm(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
+    return DiffusionGenerator(cfg.size, cfg.width, cfg.steps), None
+
+
+def build_generator(cfg: GanConfig) -> nn.Module:
+    """The generator of `cfg.variant` (an unknown name lists the registered ones)."""
+    generator, _ = GENERATORS.get(cfg.variant).build(cfg)
+    return generator

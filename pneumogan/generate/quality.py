@@ -14,7 +14,10 @@ import warnings
 
 import numpy as np
 import torch
+from prdc import compute_prdc
 from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
 
 from pneumogan.classify.checkpoint import Classifier
 from pneumogan.classify.predictor import predict_proba
@@ -68,8 +71,6 @@ class HeldoutFID:
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between two feature sets (torchmetrics)."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
     metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
     metric.update(real, real=True)
     metric.update(fake, real=False)
@@ -78,8 +79,6 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int, seed: int) -> tuple[float, float]:
     """Kernel distance (mean, std over random subsets) between two feature sets (torchmetrics)."""
-    from torchmetrics.image.kid import KernelInceptionDistance
-
     size = min(real.shape[0], fake.shape[0])
     with warnings.catch_warnings():  # it warns that it keeps every feature: they are few
         warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
@@ -102,8 +101,6 @@ def distances(
     prdc's k-NN balls need k + 2 images per set: with fewer (a tiny capped training set) k
     shrinks to fit, and the k used is reported.
     """
-    from prdc import compute_prdc
-
     k = min(nearest_k, len(real) - 2, len(fake) - 2)
     if k < 1:
         raise DataError(

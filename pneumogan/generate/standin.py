@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image, ImageDraw
+
 from pneumogan.core.checkpoint import save_checkpoint
 from pneumogan.core.files import atomic_path, write_json, write_text
 
@@ -22,8 +24,6 @@ def skipped_checkpoint(path: Path) -> None:
 
 def skipped_image(path: Path) -> None:
     """A small PNG that says why there is nothing to show."""
-    from PIL import Image, ImageDraw
-
     image = Image.new("L", (420, 28), 255)
     ImageDraw.Draw(image).text((6, 8), REASON, fill=0)
     with atomic_path(path) as tmp:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pneumogan.core.grids import grid
 from pneumogan.data.contract import SPLITS
 from pneumogan.report.figures import new_figure, save_figure
 
@@ -66,8 +67,6 @@ def samples_figure(
     path: Path, splits: dict, classes: list[str], per_class: int, rng: np.random.Generator
 ) -> None:
     """A grid of training images per class, drawn at random with `rng`, at their stored size."""
-    from pneumogan.core.grids import grid
-
     images, labels = splits["train"]
     fig = new_figure(figsize=(5 * len(classes), 5.4))
     for ax, (k, name) in zip(fig.subplots(1, len(classes)), enumerate(classes), strict=True):

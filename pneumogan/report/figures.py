@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
+from sklearn.calibration import CalibrationDisplay
 
 from pneumogan.core.choices import LABELS
 from pneumogan.core.files import atomic_path
@@ -49,11 +50,19 @@ def evaluation_figure(path: Path, y: np.ndarray, p: np.ndarray, threshold: float
 
 
 def reliability_figure(path: Path, table: pd.DataFrame, ece: float) -> None:
-    """Reliability diagram: observed pneumonia frequency against mean prediction per bin."""
+    """Reliability diagram (scikit-learn's CalibrationDisplay) of the binned table that
+    `metrics.reliability_table` computed: observed pneumonia frequency against mean
+    prediction per non-empty bin, each point labelled with its count."""
     fig = new_figure(figsize=(4.8, 4.6))
     ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
-    ax.plot(table["mean_predicted"], table["observed"], "o-", label="classifier")
+    # Built from the stage's own bins (from_predictions would re-bin, putting a P on a bin
+    # edge into the lower bin); y_prob is only stored by the display, never drawn.
+    display = CalibrationDisplay(
+        prob_true=table["observed"].to_numpy(),
+        prob_pred=table["mean_predicted"].to_numpy(),
+        y_prob=None,
+    )
+    display.plot(ax=ax, name=f"classifier (ECE {ece:.3f})", marker="o")
     for _, row in table.iterrows():
         ax.annotate(
             str(int(row["count"])),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+import pandas as pd
 
 ROWS = {
     "accuracy": "accuracy",
@@ -14,6 +17,16 @@ ROWS = {
 }
 
 
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
+    """A GitHub-flavoured pipe table of cells already formatted as text (pandas' to_markdown,
+    through tabulate), one `align` ("left", "right", "center") per column; no final newline.
+    Cells are kept as given: tabulate neither parses nor reformats numbers."""
+    frame = pd.DataFrame([list(r) for r in rows], columns=list(header), dtype=object)
+    return frame.to_markdown(
+        index=False, tablefmt="pipe", colalign=tuple(align), disable_numparse=True
+    )
+
+
 def results_table(scores: dict, level: float = 0.95) -> str:
     """Test metrics at the fixed and at the validation-chosen threshold, with intervals."""
     fixed, chosen = scores, scores["at_val_threshold"]
@@ -22,17 +35,22 @@ def results_table(scores: dict, level: float = 0.95) -> str:
     def interval(key: str) -> str:
         return f"{ci[key]['low']:.3f} – {ci[key]['high']:.3f}" if key in ci else ""
 
-    lines = [
-        f"| test metric | threshold {fixed['threshold']:g} | {level:.0%} bootstrap interval "
-        f"| validation-chosen threshold ({chosen['threshold']:.3f}) |",
-        "|---|---|---|---|",
-        f"| AUC | {scores['auc']:.3f} | {interval('auc')} | |",
+    header = [
+        "test metric",
+        f"threshold {fixed['threshold']:g}",
+        f"{level:.0%} bootstrap interval",
+        f"validation-chosen threshold ({chosen['threshold']:.3f})",
     ]
-    for label, key in ROWS.items():
-        lines.append(f"| {label} | {fixed[key]:.3f} | {interval(key)} | {chosen[key]:.3f} |")
-    lines.append(f"| Brier score | {scores['brier']:.4f} | | |")
-    lines.append(f"| expected calibration error | {scores['ece']:.4f} | | |")
-    return "\n".join(lines) + "\n"
+    rows = [
+        ["AUC", f"{scores['auc']:.3f}", interval("auc"), ""],
+        *(
+            [label, f"{fixed[key]:.3f}", interval(key), f"{chosen[key]:.3f}"]
+            for label, key in ROWS.items()
+        ),
+        ["Brier score", f"{scores['brier']:.4f}", "", ""],
+        ["expected calibration error", f"{scores['ece']:.4f}", "", ""],
+    ]
+    return table(header, rows, ["left", "right", "right", "right"]) + "\n"
 
 
 def replace_block(text: str, name: str, body: str) -> str:

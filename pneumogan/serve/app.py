@@ -25,6 +25,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
+from pneumogan.core.choices import LABELS
+from pneumogan.core.errors import DataError
+from pneumogan.data.readers import fit, read_image
+from pneumogan.serve.threshold import choose_threshold
+
 NOTE = "Research use only — not for diagnosis."
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom"]
 SHOWN = 224  # about this many pixels a side for the images on screen
@@ -113,6 +120,7 @@ def escape(text: str) -> str:
 
 
 def load_model(path: str):
+    # torch: imported when the app runs, never by `import pneumogan.serve.app` (the launcher)
     from pneumogan.classify.checkpoint import load_classifier
 
     return load_classifier(Path(path))
@@ -120,9 +128,6 @@ def load_model(path: str):
 
 def read_upload(name: str, data: bytes, size: int):
     """The uploaded bytes as the model's uint8 input; on disk only while being read."""
-    from pneumogan.core.errors import DataError
-    from pneumogan.data.readers import fit, read_image
-
     with tempfile.TemporaryDirectory(prefix="pneumogan-upload-") as tmp:
         path = Path(tmp) / ("upload" + Path(name).suffix.lower())
         path.write_bytes(data)
@@ -186,15 +191,13 @@ def result_line(name: str, p: float, label: str) -> str:
 def main(argv: Sequence[str]) -> None:
     # `streamlit run` puts this file's folder first on sys.path, where the package's modules
     # would shadow any top-level module of the same name; the package itself is installed.
+    # (The module-level imports above, numpy, Pillow and this package's light modules, import
+    # no top-level module named like a file of this folder; Streamlit and torch come after.)
     here = str(Path(__file__).resolve().parent)
     sys.path[:] = [p for p in sys.path if not p or str(Path(p).resolve()) != here]
-
-    import numpy as np
+    # Streamlit is the app's alone: the launcher (`pneumogan app`) and `import
+    # pneumogan.serve.app` must not load it (tests/servers/test_webapp.py).
     import streamlit as st
-
-    from pneumogan.core.choices import LABELS
-    from pneumogan.core.errors import DataError
-    from pneumogan.serve.threshold import choose_threshold
 
     args = script_args(argv)
     st.set_page_config(page_title="pneumogan", layout="wide")
@@ -259,12 +262,17 @@ def main(argv: Sequence[str]) -> None:
     if not images:
         return
 
+    # torch, and captum for the heatmap: loaded when the first image is predicted
     from pneumogan.classify.predictor import predict_proba
-    from pneumogan.evaluate.explain import gradcam, overlay
 
     batch = np.stack(images)
     probs = predict_proba(clf, batch, batch_size=256)
-    heats = gradcam(clf, batch) if heatmap else [None] * len(images)
+    if heatmap:
+        from pneumogan.evaluate import explain  # captum: only when a heatmap is asked for
+
+        heats = explain.gradcam(clf, batch)
+    else:
+        heats = [None] * len(images)
     scale = max(1, SHOWN // size)
     st.caption(f"{len(images)} image(s); called pneumonia at P(pneumonia) ≥ {threshold:g}.")
     for i, (name, image, p, heat) in enumerate(zip(names, images, probs, heats, strict=True)):
@@ -273,7 +281,7 @@ def main(argv: Sequence[str]) -> None:
             cols = st.columns([1, 1, 2] if heat is not None else [1, 3])
             cols[0].image(np.kron(image, np.ones((scale, scale), np.uint8)), caption="input")
             if heat is not None:
-                cols[1].image(overlay(image, heat, scale=scale), caption="Grad-CAM")
+                cols[1].image(explain.overlay(image, heat, scale=scale), caption="Grad-CAM")
             out = cols[-1]
             out.subheader(label)
             out.text(result_line(name, float(p), label))

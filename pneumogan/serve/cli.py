@@ -24,9 +24,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError
-from pneumogan.core.files import write_text
+from pneumogan.core.files import atomic_path, write_text
+from pneumogan.data.readers import find_images, fit, read_image
+from pneumogan.serve.app import launch
 from pneumogan.serve.threshold import choose_threshold, parse_threshold
 
 DEFAULT_MODEL = Path("models/classifier.safetensors")
@@ -37,10 +42,12 @@ DEFAULT_METRICS = Path("metrics/eval.json")
 def load_predictor(args: argparse.Namespace):
     """(image size, images -> P(pneumonia), the torch Classifier or None for ONNX)."""
     if args.onnx:
+        # onnxruntime is imported only for --onnx (the torch path never needs it)
         from pneumogan.serve.onnx_runtime import load_onnx
 
         graph = load_onnx(args.model or DEFAULT_ONNX)
         return graph.size, graph.predict_proba, None
+    # torch is imported only here: `predict --onnx` must run without it (tests/unit/test_export)
     from pneumogan.classify.checkpoint import load_classifier
     from pneumogan.classify.predictor import predict_proba
 
@@ -53,10 +60,6 @@ def load_predictor(args: argparse.Namespace):
 
 
 def predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from pneumogan.data.readers import find_images, fit, read_image
-
     if args.onnx and args.cam:
         raise DataError("--cam needs the torch checkpoint (Grad-CAM); drop --onnx")
     size, predict_proba, clf = load_predictor(args)
@@ -100,9 +103,7 @@ def predict(args: argparse.Namespace) -> int:
 
 def write_heatmaps(clf, images, paths: list[Path], out: Path) -> None:
     """One Grad-CAM overlay PNG per predicted image, named after it, in `out`."""
-    from PIL import Image
-
-    from pneumogan.core.files import atomic_path
+    # torch and captum: only --cam (never with --onnx) pays for them
     from pneumogan.evaluate.explain import gradcam, overlay
 
     out.mkdir(parents=True, exist_ok=True)
@@ -191,8 +192,6 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "app":
-            from pneumogan.serve.app import launch
-
             return launch(args.model, args.metrics, args.port)
         return predict(args)
     except DataError as err:

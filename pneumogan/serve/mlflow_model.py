@@ -15,10 +15,15 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+import safetensors
+import torch
+from mlflow.models import infer_signature
 
 import pneumogan
+from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.classify.predictor import predict_proba
 
-ENTRY = Path(__file__).with_name("serving_entry.py")  # runs at load: no pickle in the model
+ENTRY = Path(__file__).with_name("mlflow_entry.py")  # runs at load: no pickle in the model
 ARTIFACT = "checkpoint"  # the safetensors file inside the MLflow model
 NAME = "classifier"  # the model's name inside its run
 
@@ -27,15 +32,11 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: rebuilt from the checkpoint artifact when the model loads."""
 
     def load_context(self, context: Any) -> None:
-        from pneumogan.classify.checkpoint import load_classifier
-
         self.clf = load_classifier(Path(context.artifacts[ARTIFACT]))
 
     def predict(
         self, context: Any, model_input: np.ndarray, params: dict | None = None
     ) -> pd.DataFrame:  # an ndarray hint: MLflow infers nothing from it, the signature rules
-        from pneumogan.classify.predictor import predict_proba
-
         images = np.asarray(model_input)
         if images.dtype != np.uint8:
             if images.size and (images.min() < 0 or images.max() > 255):
@@ -52,10 +53,6 @@ def log_classifier(
 
     `example` (uint8, batch >= 2) becomes the input example and fixes the signature.
     """
-    import safetensors
-    import torch
-    from mlflow.models import infer_signature
-
     for noisy in ("mlflow.pyfunc", "mlflow.models", "mlflow.utils", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     model = ClassifierModel()

@@ -8,10 +8,12 @@ the one file, so two exports of the same checkpoint give the same bytes.
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
@@ -37,10 +39,6 @@ class PixelsToProbability(nn.Module):
 
 def export_onnx(clf: Classifier, path: Path, opset: int) -> None:
     """Write `clf` as an ONNX file at `path` (whole or not at all)."""
-    import logging
-
-    import onnx
-
     for noisy in ("onnx_ir", "onnxscript"):  # per-pass INFO lines of the exporter's optimiser
         logging.getLogger(noisy).setLevel(logging.WARNING)
     wrapped = PixelsToProbability(clf).eval()

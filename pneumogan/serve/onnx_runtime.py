@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from pneumogan.core.errors import DataError
 
@@ -44,8 +45,6 @@ class OnnxClassifier:
 
 def load_onnx(path: str | Path, producer: str = "export") -> OnnxClassifier:
     """An onnxruntime session of an exported classifier; a bad file names the stage to rerun."""
-    import onnxruntime as ort
-
     path = Path(path)
     fix = f"rerun the {producer} stage (dvc repro -f {producer})"
     if not path.is_file():

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pneumogan.core.choices import GAN_VARIANT_NAMES
 from pneumogan.core.files import write_text
+from pneumogan.core.registry import GENERATORS
 from pneumogan.report.figures import new_figure, save_figure
+from pneumogan.report.markdown import table
 from pneumogan.study.spec import ALL, PLAIN, Study
 from pneumogan.study.stats import (
     METRICS,
@@ -47,7 +48,7 @@ def generator_name(sub: pd.DataFrame) -> str:
     DiffAugment (color, translation)')."""
     names = []
     for variant, aug in sorted(set(zip(sub["gan_variant"], sub["gan_diffaugment"], strict=True))):
-        name = GAN_VARIANT_NAMES.get(variant, variant)
+        name = GENERATORS.get(variant).title if variant in GENERATORS else variant
         names.append(f"{name} with DiffAugment ({aug.replace('+', ', ')})" if aug else name)
     return " or ".join(names)
 
@@ -79,17 +80,17 @@ def describe_methods(runs: pd.DataFrame) -> str:
     return "Methods: " + "; ".join(parts) + "."
 
 
-def method_table(summary: pd.DataFrame, cap, shown: list[str]) -> list[str]:
-    lines = [
-        "| method | n | " + " | ".join(METRICS[k][0] for k in shown) + " |",
-        "|---|---|" + "---|" * len(shown),
-    ]
+def method_table(summary: pd.DataFrame, cap, shown: list[str], first: str = "method") -> list[str]:
+    """Mean ± sd of the `shown` metrics per method at `cap`, as table lines; `first` heads
+    the method column."""
+    rows = []
     for m in method_order(summary.index.get_level_values("method")):
         if (cap, m) in summary.index:
             row = summary.loc[(cap, m)]
             cells = [_fmt(row[(k, "mean")], row[(k, "std")]) for k in shown]
-            lines.append(f"| {m} | {int(row[('auc', 'count')])} | " + " | ".join(cells) + " |")
-    return lines
+            rows.append([m, str(int(row[("auc", "count")])), *cells])
+    header = [first, "n", *(METRICS[k][0] for k in shown)]
+    return table(header, rows, ["left"] + ["right"] * (len(header) - 1)).splitlines()
 
 
 def _diff_cells(by: pd.DataFrame, shown: list[str]) -> list[str]:
@@ -159,21 +160,16 @@ def _differences(runs: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
     if diffs.empty:
         return [*lines, "No pair of methods shares a seed yet.", ""]
     shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "brier"]
-    lines += [
-        "| cap | a − b | n | " + " | ".join(METRICS[k][0] for k in shown) + " |",
-        "|---|---|---|" + "---|" * len(shown),
-    ]
+    rows = []
     for cap in cap_order(diffs["cap"]):
         for a, b in pairs(runs["method"]):
             sub = diffs[(diffs["cap"] == cap) & (diffs["a"] == a) & (diffs["b"] == b)]
             if not sub.empty:
                 by = sub.set_index("metric")
-                cells = _diff_cells(by, shown)
-                lines.append(
-                    f"| {cap} | {a} − {b} | {by['n'].iloc[0]} | " + " | ".join(cells) + " |"
-                )
-    lines.append("")
-    return lines
+                rows.append([str(cap), f"{a} − {b}", str(by["n"].iloc[0]), *_diff_cells(by, shown)])
+    header = ["cap", "a − b", "n", *(METRICS[k][0] for k in shown)]
+    align = ["left", "left"] + ["right"] * (len(header) - 2)
+    return [*lines, table(header, rows, align), ""]
 
 
 def report(study: Study, runs: pd.DataFrame, out: Path, command: str) -> None:
@@ -239,20 +235,24 @@ def report(study: Study, runs: pd.DataFrame, out: Path, command: str) -> None:
             "image than all but a few held-out real images are). With a handful of training "
             "images a small FID can mean the generator reproduces them: read it with the copies.",
             "",
-            "| cap | method | synthetic images added | FID | likely copies |",
-            "|---|---|---|---|---|",
         ]
+        rows = []
         for cap in cap_order(gan_runs["cap"]):
             for method in method_order(gan_runs["method"]):
                 g = gan_runs[(gan_runs["cap"] == cap) & (gan_runs["method"] == method)]
                 if g.empty:
                     continue
-                lines.append(
-                    f"| {cap} | {method} | {int(g['synthetic'].mean())} | "
-                    f"{_fmt(g['gan_fid'].mean(), g['gan_fid'].std())} | "
-                    f"{g['gan_copies'].mean():.1%} |"
+                rows.append(
+                    [
+                        str(cap),
+                        method,
+                        str(int(g["synthetic"].mean())),
+                        _fmt(g["gan_fid"].mean(), g["gan_fid"].std()),
+                        f"{g['gan_copies'].mean():.1%}",
+                    ]
                 )
-        lines.append("")
+        header = ["cap", "method", "synthetic images added", "FID", "likely copies"]
+        lines += [table(header, rows, ["left", "left", "right", "right", "right"]), ""]
     write_text(out, "\n".join(lines))
 
 
@@ -263,8 +263,7 @@ def headline(runs: pd.DataFrame) -> str:
     runs = runs.sort_values(["seed", "cap", "method"], key=sort_key)
     summary, diffs = summarise(runs), paired_differences(runs)
     shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"]
-    table = method_table(summary, ALL, shown)
-    lines = [table[0].replace("| method |", "| all real images |", 1), *table[1:]]
+    lines = method_table(summary, ALL, shown, first="all real images")
     compared = pairs(runs["method"])  # against oversampling where it ran, else against none
     wanted = [p for p in compared if p[1] == "oversample" and p[0] not in PLAIN]
     wanted += [p for p in compared if p == ("oversample", "none")]
@@ -278,14 +277,8 @@ def headline(runs: pd.DataFrame) -> str:
             by = sub.set_index("metric")
             n_normal = runs.loc[runs["cap"] == cap, "real_normal"].iloc[0]
             cells = _diff_cells(by, ["auc", "balanced_accuracy"])
-            rows.append(
-                f"| {a} − {b} | {n_normal} | {by['n'].iloc[0]} | " + " | ".join(cells) + " |"
-            )
+            rows.append([f"{a} − {b}", str(n_normal), str(by["n"].iloc[0]), *cells])
     if rows:
-        lines += [
-            "",
-            "| a − b | real normal images | n | AUC | balanced accuracy |",
-            "|---|---|---|---|---|",
-            *rows,
-        ]
+        header = ["a − b", "real normal images", "n", "AUC", "balanced accuracy"]
+        lines += ["", table(header, rows, ["left"] + ["right"] * 4)]
     return "\n".join(lines) + "\n"

@@ -56,10 +56,13 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 def paired_summary(d: np.ndarray, higher: bool, level: float = 0.95) -> dict[str, float]:
     """Mean of per-seed differences `d`, a t interval over seeds (NaN with fewer than two, or
-    with no spread), and in how many seeds the first did better."""
+    with no spread), and in how many seeds the first did better.
+
+    The interval is scipy's, of the paired t-test: a one-sample t-test of the differences
+    (what `scipy.stats.ttest_rel(a, b)` runs on `a - b`)."""
     n, mean = d.size, float(d.mean())
     if n > 1 and d.std(ddof=1) > 0:
-        low, high = stats.t.interval(level, n - 1, loc=mean, scale=d.std(ddof=1) / np.sqrt(n))
+        low, high = stats.ttest_1samp(d, popmean=0.0).confidence_interval(level)
     else:
         low = high = float("nan")
     better = int(np.sum(d > 0) if higher else np.sum(d < 0))

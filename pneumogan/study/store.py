@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
+from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import ParamsError
-from pneumogan.study.spec import Cell, Study, apply_overrides
+from pneumogan.study.spec import ALL, Cell, Study, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -241,13 +243,8 @@ def _get(tree: dict, dotted: str, default: Any = float("nan")) -> Any:
     return node
 
 
-def runs_table(study: Study, experiments: dict[Cell, Experiment]):
+def runs_table(study: Study, experiments: dict[Cell, Experiment]) -> pd.DataFrame:
     """One row per done experiment: its cell, what its params made of it, and its metrics."""
-    import pandas as pd
-
-    from pneumogan.core.choices import LABELS
-    from pneumogan.study.spec import ALL
-
     rows = []
     for cell, exp in experiments.items():
         m = exp.metrics

@@ -119,6 +119,25 @@ def fake_runs(diff: float = 0.02) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every markdown table row in `text`, header rows included, separator rows
+    (`|:---|---:|`) left out: the tables are padded to their columns' widths."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(c and set(c) <= set(":-") for c in cells):
+                rows.append(cells)
+    return rows
+
+
+def row(text: str, *first: str) -> list[str]:
+    """The first table row of `text` that starts with the cells `first`."""
+    found = [r for r in table_rows(text) if r[: len(first)] == list(first)]
+    assert found, f"no table row starting {first}"
+    return found[0]
+
+
 def test_paired_differences_match_a_t_interval():
     diffs = paired_differences(fake_runs(0.02))
     auc = diffs[(diffs["cap"] == "all") & (diffs["metric"] == "auc")].iloc[0]
@@ -146,15 +165,14 @@ def test_report_is_deterministic_and_complete(tmp_path):
         assert (first.parent / "s" / name).read_bytes() == (second.parent / "s" / name).read_bytes()
     assert "12 of the study's 12 experiments" in text
     assert "at threshold 0.5." in text and "`gan` adds DCGAN images of the normal class" in text
-    assert "| all | gan − none | 3 | +0.020 [" in text
+    assert row(text, "all", "gan − none", "3")[3].startswith("+0.020 [")
     assert "(3/3)" in text
-    assert "| gan | 3 | 0.840 ± 0.010 |" in text
+    assert row(text, "gan", "3")[2] == "0.840 ± 0.010"
     assert "![low_data.png](s/low_data.png)" in text
     head = headline(fake_runs())
-    assert "| gan | 3 | 0.840 ± 0.010 |" in head
-    assert (
-        "| gan − none | 10 | 3 | +0.020 [" in head and "| gan − none | 1214 | 3 | +0.020 [" in head
-    )
+    assert row(head, "gan", "3")[2] == "0.840 ± 0.010"
+    assert row(head, "gan − none", "10", "3")[3].startswith("+0.020 [")
+    assert row(head, "gan − none", "1214", "3")[3].startswith("+0.020 [")
 
 
 @pytest.mark.slow
@@ -432,14 +450,14 @@ def test_generator_arms_run_as_gan_with_their_own_params_and_are_compared(tmp_pa
     report(study, runs, out, "cmd")
     text = out.read_text()
     assert "24 of the study's 24 experiments" in text
-    assert "| all | gan_da − gan | 3 | +0.010 (3/3) |" in text  # no spread: no interval
-    assert "| 10 | gan_da − oversample | 3 | +0.030 [" in text
-    assert "| 10 | gan_da | 20 |" in text  # its own synthesis-quality row
-    methods_rows = [line.split(" |")[0] for line in text.splitlines() if line.startswith("| ")]
-    assert methods_rows[:5] == ["| method", "| none", "| oversample", "| gan", "| gan_da"]
+    assert row(text, "all", "gan_da − gan", "3")[3] == "+0.010 (3/3)"  # no spread: no interval
+    assert row(text, "10", "gan_da − oversample", "3")[3].startswith("+0.030 [")
+    assert row(text, "10", "gan_da", "20")  # its own synthesis-quality row
+    methods_rows = [r[0] for r in table_rows(text)]
+    assert methods_rows[:5] == ["method", "none", "oversample", "gan", "gan_da"]
     head = headline(runs)
-    assert "| gan_da − oversample | 1214 | 3 | +0.030 [" in head
-    assert "| oversample − none | 10 | 3 | +0.000 (0/3)" in head
+    assert row(head, "gan_da − oversample", "1214", "3")[3].startswith("+0.030 [")
+    assert row(head, "oversample − none", "10", "3")[3] == "+0.000 (0/3)"
 
 
 @pytest.mark.parametrize("name", ["balancing", "default", "larger"])
@@ -469,9 +487,13 @@ def test_committed_report_is_what_the_committed_ledger_gives(tmp_path, name):
     assert made == sorted(f.name for f in (committed / name).iterdir())
     for file in made:
         assert (tmp_path / name / file).read_bytes() == (committed / name / file).read_bytes(), file
-    readme = (ROOT / "README.md").read_text()
-    assert f"<!-- study-{name}:begin -->" in readme
-    assert replace_block(readme, f"study-{name}", headline(runs)) == readme
+    block = f"study-{name}"
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    holding = [p for p in pages if f"<!-- {block}:begin -->" in p.read_text()]
+    assert holding, f"no page of README or docs holds the {block} block"
+    for page in holding:
+        text = page.read_text()
+        assert replace_block(text, block, headline(runs)) == text, page
 
 
 def test_only_finished_experiments_count_as_stored():

@@ -49,7 +49,7 @@ def test_signature_is_a_uint8_image_batch_and_the_model_holds_no_pickle(logged):
     assert spec.type == np.dtype("uint8") and spec.shape == (-1, 28, 28)
     assert info.signature.outputs.input_names() == ["p_normal", "p_pneumonia"]
     files = {p.name for p in (d / "art").rglob("*") if p.is_file()}
-    assert "serving_entry.py" in files and "clf.safetensors" in files
+    assert "mlflow_entry.py" in files and "clf.safetensors" in files
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".pt"))]
 
 

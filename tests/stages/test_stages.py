@@ -1,5 +1,6 @@
 """Each stage's main(argv) on temp paths and tiny data, in pipeline order."""
 
+import csv
 import importlib
 import json
 import math
@@ -10,13 +11,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
+from pneumogan.classify.checkpoint import load_classifier
 from pneumogan.core.errors import DataError, ParamsError
-from pneumogan.core.params import load_params, stage_slice
+from pneumogan.core.params import PIPELINE_FILE, load_params, stage_slice
 from pneumogan.data import medmnist
 from pneumogan.data.contract import load_split
-from stages import check_params, download, evaluate, synthesize, train, train_gan
-from tests.conftest import ROOT, tiny_params
+from pneumogan.generate.checkpoint import load_generator
+from pneumogan.serve import cli, onnx_runtime
+from pneumogan.serve.onnx_runtime import load_onnx
+from stages import check_params, download, evaluate, export, split, synthesize, train, train_gan
+from tests.conftest import ROOT, make_medmnist, tiny_params
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
@@ -51,12 +57,16 @@ def snapshot(d) -> dict:
 
 
 def test_check_params_writes_one_slice_per_stage(run_dir):
-    slices = {p.stem for p in (run_dir / "data/params").iterdir()}
-    assert slices == set(DVC["stages"]) - {"check_params"}
+    """And, beside them, every param (for MLflow only: no stage depends on that file)."""
+    written = {p.name for p in (run_dir / "data/params").iterdir()}
+    slices = {name.removesuffix(".json") for name in written - {PIPELINE_FILE}}
+    assert slices == set(DVC["stages"]) - {"check_params"} and PIPELINE_FILE in written
     params = load_params(run_dir / "params.yaml")
     for name in slices:
         got = json.loads((run_dir / f"data/params/{name}.json").read_text())
         assert got == json.loads(json.dumps(stage_slice(params, name)))
+    every = json.loads((run_dir / "data/params" / PIPELINE_FILE).read_text())
+    assert every == params.model_dump(mode="json")
 
 
 def test_download_writes_raw_and_provenance(run_dir):
@@ -85,15 +95,11 @@ def test_raw_data_bytes_do_not_depend_on_where_the_copy_was(tmp_path, run_dir, t
 
 
 def test_split_of_a_raw_file_at_another_size_fails_and_writes_nothing(tmp_path, run_dir):
-    from tests.conftest import make_medmnist
-
     (tmp_path / "raw").mkdir()
     np.savez(tmp_path / "raw/pneumoniamnist_64.npz", **make_medmnist(size=64))
     out = tmp_path / "split"
     argv = stage_args(run_dir, "split", raw=tmp_path / "raw", out=out, metrics=tmp_path / "m.json")
     with pytest.raises(DataError, match=r"images are 64 px, expected 28 px \(data\.image_size\)"):
-        from stages import split
-
         split.main(argv)
     assert not out.exists() and not (tmp_path / "m.json").exists()
 
@@ -104,13 +110,11 @@ def test_split_counts(run_dir):
 
 
 def test_eda_summarises_every_split_and_draws_its_figures(run_dir):
-    from PIL import Image
-
     summary = json.loads((run_dir / "metrics/eda.json").read_text())
     counts = json.loads((run_dir / "metrics/split.json").read_text())
-    for split, row in summary.items():
-        assert row["total"] == counts[split]["total"]
-        assert row["normal"]["images"] == counts[split]["normal"]
+    for part, row in summary.items():
+        assert row["total"] == counts[part]["total"]
+        assert row["normal"]["images"] == counts[part]["normal"]
         assert 0 < row["pneumonia"]["pixel_mean"] < 1
     assert summary["train"]["minority_to_majority"] == round(12 / 36, 4)
     bars = (run_dir / "metrics/eda/counts.csv").read_text().splitlines()
@@ -170,7 +174,6 @@ def test_train_and_evaluate_outputs(run_dir):
     summary = json.loads((run_dir / "metrics/train.json").read_text())
     assert summary["epochs_run"] == 2 and summary["best_epoch"] in (1, 2)
     assert all(isinstance(v, int | float) for v in summary.values())  # no strings in metrics
-    from pneumogan.classify.checkpoint import load_classifier
 
     info = load_classifier(run_dir / "models/classifier.safetensors").info
     assert info["device"] == "cpu" and info["torch"] == torch.__version__
@@ -201,8 +204,6 @@ def test_train_and_evaluate_outputs(run_dir):
 
 
 def test_explain_draws_the_gradcam_grid(run_dir):
-    from PIL import Image
-
     image = Image.open(run_dir / "metrics/explain/gradcam.png")
     assert image.size[0] > 200 and image.size[1] > 200
 
@@ -238,6 +239,23 @@ def test_bad_params_fail_in_check_params_before_any_slice(tmp_path):
     with pytest.raises(ParamsError, match=r"train\.epochs = 0"):
         check_params.main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "p")])
     assert not (tmp_path / "p").exists()
+
+
+def test_a_study_groups_the_runs_and_changes_no_slice(tmp_path, run_dir):
+    """`study` reaches MLflow through the file check_params writes beside the slices."""
+
+    params = tiny_params()
+    params["study"] = "unit"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    check_params.main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "p")])
+    for name in DVC["stages"]:
+        if name != "check_params":
+            ours = (tmp_path / f"p/{name}.json").read_bytes()
+            assert ours == (run_dir / f"data/params/{name}.json").read_bytes(), name
+    out = {"params": tmp_path / "p/split.json", "out": tmp_path / "s", "metrics": tmp_path / "m"}
+    split.main(stage_args(run_dir, "split", **out))
+    runs = mlflow.search_runs(experiment_names=["pneumogan-study-unit"], output_format="list")
+    assert [(r.data.tags["stage"], r.data.tags["study"]) for r in runs] == [("split", "unit")]
 
 
 def test_a_hand_edited_slice_is_rechecked(tmp_path, run_dir):
@@ -324,18 +342,11 @@ def test_gan_stages_without_the_gan_method_write_stand_ins(tmp_path, run_dir):
     assert images.shape == (0, 28, 28) and labels.shape == (0,)
     assert json.loads((tmp_path / "gan.json").read_text()) == {}
     with pytest.raises(DataError, match="holds a 'skipped'"):
-        from pneumogan.generate.checkpoint import load_generator
-
         load_generator(tmp_path / "gan.safetensors")
 
 
 def test_predict_cli_on_pngs_of_test_images_gives_the_evaluated_probabilities(tmp_path, run_dir):
     """A PNG written from a test image gets the probability evaluate wrote for it."""
-    import csv
-
-    from PIL import Image
-
-    from pneumogan.serve import cli
 
     images, _ = load_split(run_dir / "data/split/test.npz")
     for i, image in enumerate(images):
@@ -351,8 +362,6 @@ def test_predict_cli_on_pngs_of_test_images_gives_the_evaluated_probabilities(tm
 
 
 def test_export_writes_an_onnx_graph_that_agrees_with_the_checkpoint(run_dir):
-    from pneumogan.serve.onnx_runtime import load_onnx
-
     scores = json.loads((run_dir / "metrics/export.json").read_text())
     assert scores["n"] == 16 and scores["label_flips"] == 0
     assert 0 <= scores["max_abs_diff"] <= 1e-5
@@ -361,9 +370,6 @@ def test_export_writes_an_onnx_graph_that_agrees_with_the_checkpoint(run_dir):
 
 
 def test_export_over_the_parity_limit_fails_and_writes_nothing(tmp_path, run_dir, monkeypatch):
-    from pneumogan.serve import onnx_runtime
-    from stages import export
-
     real = onnx_runtime.OnnxClassifier.predict_proba
 
     def off_by_a_bit(self, images, *, batch_size):
@@ -379,10 +385,6 @@ def test_export_over_the_parity_limit_fails_and_writes_nothing(tmp_path, run_dir
 
 
 def test_predict_onnx_gives_the_checkpoints_probabilities(tmp_path, run_dir):
-    from PIL import Image
-
-    from pneumogan.serve import cli
-
     images, _ = load_split(run_dir / "data/split/test.npz")
     for i, image in enumerate(images):
         Image.fromarray(image).save(tmp_path / f"test_{i:03d}.png")

@@ -1,6 +1,5 @@
 """ImageNet backbones: input adapter, offline ImageNet weights from torch.hub's cache, freeze."""
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -20,15 +19,15 @@ from pneumogan.classify.nets import (
 )
 from pneumogan.classify.predictor import predict_proba
 from pneumogan.classify.train import train_classifier
-from pneumogan.core.choices import BACKBONES
 from pneumogan.core.errors import DataError
+from pneumogan.core.registry import CLASSIFIERS
 from tests.conftest import make_images
-from tests.unit.test_classifier import SETTINGS
+from tests.unit.test_classifier import SETTINGS, settings
+
+BACKBONES = CLASSIFIERS.names("backbone")  # the ImageNet backbones, as registered
 
 # one short epoch, no augmentation or mixup: only the weights' movement is looked at
-ONE_EPOCH = dataclasses.replace(
-    SETTINGS, epochs=1, lr=0.01, patience=1, max_shift=0.0, max_rotate=0.0, mixup=0.0
-)
+ONE_EPOCH = settings(SETTINGS, epochs=1, lr=0.01, patience=1, max_shift=0.0, max_rotate=0.0)
 
 
 def fit_one_epoch(cfg):

@@ -8,11 +8,11 @@ from pneumogan.classify import augment as augment_module
 from pneumogan.classify import train as train_module
 from pneumogan.classify.augment import augment, mixup
 from pneumogan.classify.checkpoint import Classifier
-from pneumogan.classify.nets import REGISTRY, ClassifierConfig, SmallResNet, build
+from pneumogan.classify.nets import ClassifierConfig, SmallResNet, build
 from pneumogan.classify.predictor import predict_proba
-from pneumogan.classify.train import TrainSettings, train_classifier
-from pneumogan.core.choices import ARCHS
-from tests.conftest import make_images
+from pneumogan.classify.train import network, plain, train_classifier
+from pneumogan.core.params import ReferenceParams, TrainParams
+from tests.conftest import make_images, tiny_params
 
 
 def tiny(n0=12, n1=20, seed=0):
@@ -34,13 +34,12 @@ def test_architectures(arch, size):
     assert model.features(x).ndim == 2 and model.features(x).shape[0] == 2
 
 
-def test_registry_lists_exactly_the_archs_params_accept():
-    assert tuple(REGISTRY) == ARCHS
+def test_the_registry_builds_the_default_network():
     assert isinstance(build(ClassifierConfig("resnet_small", 28, 4)), SmallResNet)
 
 
 def test_unknown_arch_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown classifier arch 'vgg'; known: \['resnet_small'"):
+    with pytest.raises(ValueError, match=r"'vgg'; train\.arch must be one of \['resnet_small'"):
         build(ClassifierConfig("vgg", 28, 4))
 
 
@@ -217,7 +216,13 @@ def test_contrast_leaves_the_geometric_draws_as_they_were():
 # ---------------------------------------------------------------- training
 
 
-SETTINGS = TrainSettings(
+def settings(base: TrainParams | None = None, **changes) -> TrainParams:
+    """A `train` section (tiny params' by default) with some knobs changed, validated."""
+    raw = base.model_dump() if base else tiny_params()["train"]
+    return TrainParams.model_validate({**raw, **changes})
+
+
+SETTINGS = settings(
     epochs=3,
     batch_size=8,
     lr=3e-3,
@@ -226,17 +231,21 @@ SETTINGS = TrainSettings(
     patience=5,
     max_shift=0.05,
     max_rotate=5.0,
-    mixup=0.2,
+    max_zoom=0.0,
+    contrast=0.0,
+    ema=0.0,
 )
+MIXUP = 0.2
 
 
-def run_training(seed=0, settings=SETTINGS, on_epoch=lambda e, m: None, net=None):
+def run_training(seed=0, settings=SETTINGS, on_epoch=lambda e, m: None, net=None, mixup=MIXUP):
     torch.manual_seed(seed)  # weight init: the stage seeds torch's global generator
     return train_classifier(
         tiny(),
         tiny(4, 6, seed=1),
         net or ClassifierConfig("resnet_small", 28, 4),
         settings,
+        mixup=mixup,
         rng=np.random.default_rng(seed),
         device=torch.device("cpu"),
         on_epoch=on_epoch,
@@ -272,9 +281,10 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
     """Validation AUC falls after epoch 2: training stops `patience` epochs later."""
     aucs = iter([0.6, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5])
     monkeypatch.setattr(train_module, "roc_auc_score", lambda y, p: next(aucs))
-    settings = TrainSettings(**{**SETTINGS.__dict__, "epochs": 10, "patience": 2})
     seen = []
-    _, summary = run_training(settings=settings, on_epoch=lambda e, m: seen.append(e))
+    _, summary = run_training(
+        settings=settings(SETTINGS, epochs=10, patience=2), on_epoch=lambda e, m: seen.append(e)
+    )
     assert summary == {"best_epoch": 2, "best_val_auc": 0.9, "epochs_run": 4}
     assert seen == [1, 2, 3, 4]
 
@@ -284,12 +294,12 @@ def test_ema_with_no_memory_is_plain_training_and_with_memory_another_network():
     a real decay keeps an average that differs from the last weights."""
     x = tiny()[0]
     plain, s_plain = run_training()
-    copy, s_copy = run_training(settings=TrainSettings(**{**SETTINGS.__dict__, "ema": 1e-12}))
+    copy, s_copy = run_training(settings=settings(SETTINGS, ema=1e-12))
     np.testing.assert_allclose(
         predict_proba(copy, x, batch_size=8), predict_proba(plain, x, batch_size=8), atol=1e-6
     )
     assert s_copy["epochs_run"] == s_plain["epochs_run"]
-    avg, _ = run_training(settings=TrainSettings(**{**SETTINGS.__dict__, "ema": 0.9}))
+    avg, _ = run_training(settings=settings(SETTINGS, ema=0.9))
     assert not np.allclose(
         predict_proba(avg, x, batch_size=8), predict_proba(plain, x, batch_size=8)
     )
@@ -309,6 +319,7 @@ def test_unit_weights_train_the_same_network_and_class_weights_another():
             tiny(4, 6, seed=1),
             ClassifierConfig("resnet_small", 28, 4),
             SETTINGS,
+            mixup=MIXUP,
             rng=np.random.default_rng(0),
             device=torch.device("cpu"),
             weights=weights,
@@ -319,3 +330,41 @@ def test_unit_weights_train_the_same_network_and_class_weights_another():
     np.testing.assert_allclose(fit(np.ones(len(y_tr), np.float32)), plain, rtol=0, atol=1e-6)
     skewed = np.where(y_tr == 0, 3.0, 0.5).astype(np.float32)
     assert not np.allclose(fit(skewed), plain, atol=1e-4)
+
+
+def test_a_reference_section_trains_plainly():
+    """The reference section has a schedule and no regularisation knobs: it trains as the
+    train section would with no weight decay, augmentation, averaging, early stop or mixup."""
+    schedule = {k: getattr(SETTINGS, k) for k in ("epochs", "batch_size", "lr", "warmup_fraction")}
+    reference = ReferenceParams(**schedule, width=4, device="cpu")
+    regularisation = plain(reference).model_dump()
+    assert regularisation["patience"] == reference.epochs
+    assert not any(v for k, v in regularisation.items() if k != "patience")
+    torch.manual_seed(0)
+    ref, s_ref = train_classifier(  # as the reference stage calls it: no mixup given
+        tiny(),
+        tiny(4, 6, seed=1),
+        ClassifierConfig("resnet_small", 28, 4),
+        reference,
+        rng=np.random.default_rng(0),
+        device=torch.device("cpu"),
+    )
+    same, s_same = run_training(settings=settings(SETTINGS, **regularisation), mixup=0.0)
+    assert s_ref == s_same
+    x = tiny()[0]
+    np.testing.assert_array_equal(
+        predict_proba(ref, x, batch_size=8), predict_proba(same, x, batch_size=8)
+    )
+
+
+def test_the_train_section_describes_the_network():
+    train = settings(SETTINGS, arch="resnet18", input_size=64, ensemble=2, tta_shift=1.5)
+    net = network(train, 28)
+    assert (net.arch, net.size, net.side, net.members, net.tta_shift) == (
+        "resnet18",
+        28,
+        64,
+        2,
+        1.5,
+    )
+    assert net.width == train.width and not net.pretrained

@@ -1,11 +1,19 @@
 """DICOM reading: modality LUT, window or VOI LUT, MONOCHROME1, and every refusal named."""
 
+import json
+
 import numpy as np
 import pytest
+import torch
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from pneumogan.classify.checkpoint import Classifier, save_classifier
+from pneumogan.classify.nets import ClassifierConfig, build
+from pneumogan.classify.predictor import predict_proba
+from pneumogan.core.transforms import ImageTransform
 from pneumogan.data.readers import ReadError, find_images, is_dicom, read_image
+from pneumogan.serve import cli
 
 
 def write_dicom(
@@ -115,16 +123,6 @@ def test_signed_pixels_use_the_signed_range(tmp_path):
 
 
 def test_predict_reads_dicom_in_a_folder(tmp_path, capsys):
-    import json
-
-    import torch
-
-    from pneumogan.classify.checkpoint import Classifier, save_classifier
-    from pneumogan.classify.nets import ClassifierConfig, build
-    from pneumogan.classify.predictor import predict_proba
-    from pneumogan.core.transforms import ImageTransform
-    from pneumogan.serve import cli
-
     torch.manual_seed(0)
     cfg = ClassifierConfig("resnet_small", 28, 4)
     clf = Classifier(build(cfg).eval(), cfg, ImageTransform(size=28), {})

@@ -8,7 +8,7 @@ from PIL import Image
 from pneumogan.classify.checkpoint import Classifier, save_classifier
 from pneumogan.classify.nets import ClassifierConfig, build
 from pneumogan.core.transforms import ImageTransform
-from pneumogan.evaluate.explain import cam_layer, gradcam, overlay
+from pneumogan.evaluate.explain import cam_layer, gradcam, overlay, pick_examples
 from pneumogan.serve import cli
 from tests.conftest import make_images
 
@@ -80,8 +80,6 @@ def test_predict_cam_writes_one_overlay_per_image(tmp_path, clf, capsys):
 
 
 def test_pick_examples_groups_right_and_wrong_calls_most_confident_first():
-    from pneumogan.evaluate.explain import pick_examples
-
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.1, 0.4, 0.9, 0.95, 0.6, 0.2])
     g = pick_examples(y, p, 0.5, per_group=5)

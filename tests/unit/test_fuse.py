@@ -6,7 +6,8 @@ import pytest
 from pneumogan.core.choices import METHODS
 from pneumogan.core.errors import DataError
 from pneumogan.data.balance import class_counts, minority_class, n_missing
-from pneumogan.data.fuse import fuse
+from pneumogan.data.contract import load_weights, save_split, write_arrays
+from pneumogan.data.fuse import class_weights, fuse, image_weights
 
 
 def train_set(n0=10, n1=30):
@@ -111,8 +112,6 @@ def test_unknown_method():
 
 
 def test_weighted_adds_nothing_and_weighs_the_minority_up():
-    from pneumogan.data.fuse import class_weights, image_weights
-
     labels = np.array([0] * 10 + [1] * 30)
     images = np.zeros((40, 28, 28), np.uint8)
     out, out_labels, comp = fuse(
@@ -135,9 +134,6 @@ def test_weighted_adds_nothing_and_weighs_the_minority_up():
 
 
 def test_weights_round_trip_and_bad_weights_are_refused(tmp_path):
-    from pneumogan.core.errors import DataError
-    from pneumogan.data.contract import load_weights, save_split, write_arrays
-
     images, labels = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 1, 1])
     save_split(tmp_path / "a.npz", images, labels)
     assert load_weights(tmp_path / "a.npz") is None

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pneumogan.core.choices import ADVERSARIAL_VARIANTS, GAN_VARIANTS
+from pneumogan.core.params import GanParams, ParamsError
+from pneumogan.core.registry import GENERATORS
+from pneumogan.generate.checkpoint import load_generator, save_gan
 from pneumogan.generate.keeper import BestKeeper
 from pneumogan.generate.nets import (
     Discriminator,
@@ -14,15 +16,18 @@ from pneumogan.generate.nets import (
     Generator,
     ResBlockDown,
     ResBlockUp,
+    build_generator,
     levels,
 )
-from pneumogan.generate.train import GanSettings, d_loss, g_loss, train_gan
-from tests.conftest import make_images
+from pneumogan.generate.train import d_loss, g_loss, train_gan
+from tests.conftest import make_images, tiny_params
+from tests.unit.test_params import params_with
 
 
-def settings(**changes):
+def settings(**changes) -> GanParams:
+    """The tiny params' `gan` section, with some knobs changed (validated)."""
     base = dict(epochs=1, batch_size=4, lr=2e-4, beta1=0.5, sample_every=1, eval_every=1)
-    return GanSettings(**{**base, **changes})
+    return GanParams.model_validate({**tiny_params()["gan"], **base, **changes})
 
 
 def run(images, cfg, s, **kwargs):
@@ -38,7 +43,7 @@ def run(images, cfg, s, **kwargs):
     )
 
 
-@pytest.mark.parametrize("variant", ADVERSARIAL_VARIANTS)
+@pytest.mark.parametrize("variant", GENERATORS.names("adversarial"))
 @pytest.mark.parametrize("size", [28, 64, 128, 224])
 def test_networks_scale_with_size_and_train_one_step(size, variant):
     cfg = GanConfig(size=size, latent_dim=8, width=2, variant=variant)
@@ -53,7 +58,7 @@ def test_networks_scale_with_size_and_train_one_step(size, variant):
     run(
         images,
         cfg,
-        settings(),
+        settings(variant=variant),
         on_epoch=lambda e, m: seen.append(m),
         on_samples=lambda e, s: seen.append(s.shape),
     )
@@ -84,8 +89,10 @@ def test_variants_differ_where_they_should():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in res_d.modules())
     # two residual blocks of three convolutions each, and the final linear layer
     assert sum(torch.nn.utils.parametrize.is_parametrized(m) for m in res_d.modules()) == 7
-    with pytest.raises(ValueError, match="GAN variant 'wgan'"):
+    with pytest.raises(ValueError, match=r"'wgan'; gan\.variant must be one of \['dcgan'"):
         Discriminator(GanConfig(28, 8, 4, "wgan"))
+    with pytest.raises(ValueError, match=r"GAN variant 'ddpm': a discriminator is one of"):
+        Discriminator(GanConfig(28, 784, 4, "ddpm"))
 
 
 def test_resnet_blocks_double_and_halve_the_side():
@@ -201,7 +208,12 @@ def test_training_is_deterministic():
     def once():
         torch.manual_seed(0)  # weight init
         losses = []
-        G, _, _ = run(images, cfg, settings(epochs=2), on_epoch=lambda e, m: losses.append(m))
+        G, _, _ = run(
+            images,
+            cfg,
+            settings(variant=cfg.variant, epochs=2),
+            on_epoch=lambda e, m: losses.append(m),
+        )
         return G, losses
 
     (G1, l1), (G2, l2) = once(), once()
@@ -215,8 +227,6 @@ def test_training_is_deterministic():
 
 @pytest.mark.parametrize("size", [28, 64])
 def test_ddpm_draws_images_deterministically_from_its_noise_and_trains(size):
-    from pneumogan.generate.nets import build_generator
-
     cfg = GanConfig(size=size, latent_dim=size * size, width=8, variant="ddpm", steps=3)
     G = build_generator(cfg).eval()
     assert G.latent_dim == size * size
@@ -232,7 +242,7 @@ def test_ddpm_draws_images_deterministically_from_its_noise_and_trains(size):
     G2, D, kept = run(
         images,
         cfg,
-        settings(epochs=2, batch_size=4),
+        settings(variant="ddpm", epochs=2, batch_size=4),
         score=lambda g: next(scores),
         on_epoch=lambda e, m: seen.append(m),
     )
@@ -242,9 +252,6 @@ def test_ddpm_draws_images_deterministically_from_its_noise_and_trains(size):
 
 
 def test_ddpm_checkpoint_round_trip(tmp_path):
-    from pneumogan.generate.checkpoint import load_generator, save_gan
-    from pneumogan.generate.nets import build_generator
-
     cfg = GanConfig(size=28, latent_dim=784, width=8, variant="ddpm", steps=2)
     G = build_generator(cfg).eval()
     save_gan(tmp_path / "g.safetensors", G, None, cfg, 5, 0)
@@ -256,10 +263,6 @@ def test_ddpm_checkpoint_round_trip(tmp_path):
 
 
 def test_every_variant_has_a_name_and_ddpm_refuses_diffaugment(tmp_path):
-    from pneumogan.core.choices import GAN_VARIANT_NAMES
-    from pneumogan.core.params import ParamsError
-    from tests.unit.test_params import params_with
-
-    assert set(GAN_VARIANT_NAMES) == set(GAN_VARIANTS)
+    assert all(GENERATORS.get(name).title for name in GENERATORS.names())
     with pytest.raises(ParamsError, match="ddpm has no discriminator"):
         params_with(tmp_path, gan={"variant": "ddpm", "diffaugment": ["color"]})

@@ -1,29 +1,40 @@
 """params.yaml: every knob typed and range-checked, and each stage's slice of it."""
 
-import dataclasses
 import json
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from pydantic import ValidationError
+from torch import nn
 
+from pneumogan.classify.nets import SmallResNet
 from pneumogan.core import choices
+from pneumogan.core.device import pick_device
 from pneumogan.core.files import write_json
 from pneumogan.core.params import (
     GAN_STAGES,
+    PIPELINE_FILE,
     STAGE_PARAMS,
+    OneOf,
     Params,
     ParamsError,
     StageParams,
     flatten,
     load_params,
     load_slice,
+    override,
     stage_slice,
 )
+from pneumogan.core.registry import CLASSIFIERS, GENERATORS
+from pneumogan.generate.nets import Discriminator, GanConfig, build_generator
+from stages import check_params
 from tests.conftest import ROOT, tiny_params
+
+SLICES = Path(__file__).parent / "data" / "slices"  # check_params' output before pydantic
 
 
 def write(tmp_path: Path, params: dict) -> Path:
@@ -116,20 +127,75 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_params_are_frozen():
     params = load_params(ROOT / "params.yaml")
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         params.train.epochs = 3
 
 
-def test_checking_params_loads_no_torch():
-    """check_params runs before every expensive stage and must stay fast."""
+def test_the_params_module_loads_no_torch():
+    """The models are plain pydantic: only the registries' modules (which check_params imports
+    to fill them) load torch. check_params itself loads nothing of the data or training code."""
     code = (
-        "import sys, pneumogan.core.params, stages.check_params; "
-        "print('torch' in sys.modules, 'pandas' in sys.modules)"
+        "import sys, pneumogan.core.params; a = {'torch', 'pandas'} & set(sys.modules); "
+        "import stages.check_params; b = {'pandas', 'mlflow', 'diffusers'} & set(sys.modules); "
+        "print(sorted(a), sorted(b))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["[]", "[]"]
+
+
+def test_a_rejected_value_fails_in_check_params_with_key_value_range_and_fix(tmp_path):
+    """What a user sees: the file, the key, the value, what is allowed; exit status 2 and no
+    slices written."""
+    params = tiny_params()
+    params["train"]["lr"] = -1
+    path = write(tmp_path, params)
+    argv = ["--params", str(path), "--out", str(tmp_path / "p")]
+    out = subprocess.run(
+        [sys.executable, "-m", "stages.check_params", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2, out.stderr
+    error = f"error: {path}: params.train.lr = -1.0: out of range, allowed (0, inf]\n"
+    assert out.stderr.endswith(error)
+    assert not (tmp_path / "p").exists()
+    params["train"].update(lr=0.1, freeze=True)
+    with pytest.raises(ParamsError, match=r"trains only the head.*set train\.pretrained: true"):
+        check_params.main(["--params", str(write(tmp_path, params)), "--out", str(tmp_path / "p")])
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_unknown_arch_names_the_registered_networks(tmp_path):
+    params = tiny_params()
+    params["train"]["arch"] = "resnet_tiny"
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, params))
+    names = list(CLASSIFIERS.names())
+    assert f"params.train.arch = 'resnet_tiny': must be one of {names}" in str(err.value)
+    params["train"]["arch"] = "resnet18"
+    params["gan"]["variant"] = "stylegan"
+    with pytest.raises(ParamsError, match=r"gan\.variant = 'stylegan': must be one of \['dcgan'"):
+        load_params(write(tmp_path, params))
+
+
+def test_a_registered_network_is_an_arch_at_once(tmp_path):
+    """The names are read from the registry when a value is checked, not copied at import."""
+    params = tiny_params()
+    params["train"]["arch"] = "tiny_test_net"
+    with pytest.raises(ParamsError, match="must be one of"):
+        load_params(write(tmp_path, params))
+
+    @CLASSIFIERS.register(title="a test network")
+    def tiny_test_net(cfg, fetch_weights: bool = False) -> nn.Module:
+        return SmallResNet(cfg)
+
+    try:
+        assert load_params(write(tmp_path, params)).train.arch == "tiny_test_net"
+    finally:
+        CLASSIFIERS._entries.pop("tiny_test_net")
 
 
 # ---------------------------------------------------------------- choices
@@ -137,19 +203,25 @@ def test_checking_params_loads_no_torch():
 
 CHOICE_KEYS = [
     ("data", "image_size", choices.SIZES),
-    ("gan", "variant", choices.GAN_VARIANTS),
+    ("gan", "variant", GENERATORS.names()),
     ("fuse", "method", choices.METHODS),
-    ("train", "arch", choices.ARCHS),
+    ("train", "arch", CLASSIFIERS.names()),
     ("reference", "device", choices.DEVICES),
     ("gan", "device", choices.DEVICES),
     ("train", "device", choices.DEVICES),
 ]
 
 
+def one_of(section: str, key: str) -> tuple:
+    """The values the knob's declaration allows (a choices list, or a registry's names)."""
+    info = Params.model_fields[section].annotation.model_fields[key]
+    (allowed,) = [m for m in info.metadata if isinstance(m, OneOf)]
+    return allowed.values()
+
+
 @pytest.mark.parametrize(("section", "key", "allowed"), CHOICE_KEYS)
 def test_each_choice_list_is_what_params_accept(tmp_path, section, key, allowed):
-    hints = typing.get_type_hints(typing.get_type_hints(Params)[section])
-    assert typing.get_args(hints[key]) == allowed  # the Literal is the choices list itself
+    assert one_of(section, key) == allowed
     for value in allowed:
         params = tiny_params()
         params[section][key] = value
@@ -168,26 +240,18 @@ def test_a_float_is_not_an_image_size(tmp_path):
         load_params(write(tmp_path, params))
 
 
-def test_classifier_registry_lists_exactly_the_archs():
-    from pneumogan.classify.nets import REGISTRY
-
-    assert tuple(REGISTRY) == choices.ARCHS
+def test_the_backbones_are_the_registrys():
+    assert one_of("train", "arch") == CLASSIFIERS.names()
 
 
 def test_gan_variants_all_build():
-    from pneumogan.generate.nets import Discriminator, GanConfig, build_generator
-
-    for variant in choices.GAN_VARIANTS:
+    for variant in GENERATORS.names():
         build_generator(GanConfig(28, 784 if variant == "ddpm" else 8, 8, variant))
-    for variant in choices.ADVERSARIAL_VARIANTS:
+    for variant in GENERATORS.names("adversarial"):
         Discriminator(GanConfig(28, 8, 2, variant))
 
 
 def test_missing_named_device_is_a_params_error():
-    import torch
-
-    from pneumogan.core.device import pick_device
-
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ParamsError, match=r"train\.device = 'cuda': not available"):
@@ -240,7 +304,7 @@ def _made_by(raw: bytes) -> dict:
 
 def test_every_knob_is_read_by_some_stage():
     heads = {key.partition(".")[0] for keys in STAGE_PARAMS.values() for key in keys}
-    fields = {f.name for f in dataclasses.fields(Params)}
+    fields = set(Params.model_fields)
     assert heads <= fields
     assert fields - heads == {"study"}  # MLflow grouping only: no stage may depend on it
     assert set(GAN_STAGES) <= set(STAGE_PARAMS)
@@ -252,9 +316,7 @@ def test_gan_stages_are_disabled_unless_the_method_is_gan(tmp_path, method):
     for stage in GAN_STAGES:
         assert stage_slice(params, stage) == {"enabled": False}
     gan = params_with(tmp_path, fuse={"method": "gan"})
-    assert stage_slice(gan, "train_gan")["gan"] == json.loads(
-        json.dumps(dataclasses.asdict(gan.gan))
-    )
+    assert stage_slice(gan, "train_gan")["gan"] == gan.gan.model_dump(mode="json")
     assert stage_slice(gan, "synthesize")["fuse"] == {"target_ratio": gan.fuse.target_ratio}
     for stage in STAGE_PARAMS:
         assert stage_slice(params, stage)["enabled"] is (stage not in GAN_STAGES)
@@ -302,7 +364,8 @@ def test_load_slice_round_trips(tmp_path):
     d = tmp_path / "slices"
     train = load_slice(d / "train.json", "train")
     assert train.enabled and train.seed == params.seed and train.mixup == params.mixup
-    assert train.train == params.train  # the typed dataclass, as in Params
+    assert train.train == params.train  # the typed model, as in Params
+    assert type(train.train) is type(params.train) and isinstance(train.mixup, float)
     assert train.flat() == {
         "seed": params.seed,
         "mixup": params.mixup,
@@ -314,6 +377,49 @@ def test_load_slice_round_trips(tmp_path):
     assert load_slice(d / "download.json", "download").data.image_size == params.data.image_size
     for stage in STAGE_PARAMS:  # every slice written loads back
         assert load_slice(d / f"{stage}.json", stage).raw == stage_slice(params, stage)
+
+
+def test_the_slices_of_params_yaml_keep_their_bytes(tmp_path):
+    """The slices of the committed params.yaml (and of it with `fuse.method: gan`) are byte for
+    byte what check_params wrote before params were pydantic models: DVC's cache of every
+    stage keys on them. A deliberate change to params.yaml changes them too: then write the
+    fixture again with `python -m stages.check_params --out tests/unit/data/slices/params`."""
+    params = load_params(ROOT / "params.yaml")
+    for name, checked in (("params", params), ("params_gan", override(params, GAN))):
+        for stage in STAGE_PARAMS:
+            write_json(tmp_path / f"{stage}.json", stage_slice(checked, stage))
+            written = (tmp_path / f"{stage}.json").read_bytes()
+            assert written == (SLICES / name / f"{stage}.json").read_bytes(), (name, stage)
+        assert {p.name for p in (SLICES / name).iterdir()} == {f"{s}.json" for s in STAGE_PARAMS}
+
+
+GAN = {"fuse.method": "gan"}
+
+
+def test_check_params_writes_every_param_beside_the_slices_for_mlflow(tmp_path):
+    params = tiny_params()
+    params["study"] = "seeds"
+    check_params.main(["--params", str(write(tmp_path, params)), "--out", str(tmp_path / "p")])
+    every = json.loads((tmp_path / "p" / PIPELINE_FILE).read_text())
+    assert every == json.loads(json.dumps(params))
+    cfg = load_slice(tmp_path / "p" / "train.json", "train")
+    assert cfg.pipeline() == every and cfg.pipeline()["study"] == "seeds"
+    assert "study" not in (tmp_path / "p" / "train.json").read_text()  # no stage reruns for it
+    (tmp_path / "alone.json").write_bytes((tmp_path / "p" / "train.json").read_bytes())
+    assert load_slice(tmp_path / "alone.json", "train").pipeline() == {}
+
+
+def test_overrides_are_validated_as_params_yaml_is():
+    params = load_params(ROOT / "params.yaml")
+    changed = override(params, {"train.ema": 0.99, "mixup": 0.0, "fuse.method": "gan"})
+    assert changed.train.ema == 0.99 and changed.mixup == 0.0 and changed.fuse.method == "gan"
+    assert changed.train.epochs == params.train.epochs and params.train.ema == 0.0
+    with pytest.raises(ParamsError, match=r"v1: params\.train\.ema = 2\.0: out of range"):
+        override(params, {"train.ema": 2.0}, "v1")
+    with pytest.raises(ParamsError, match=r"unknown key\(s\) \['emma'\]"):
+        override(params, {"train.emma": 0.9})
+    with pytest.raises(ParamsError, match=r"overrides: trains\.ema: no such section"):
+        override(params, {"trains.ema": 0.9})
 
 
 def test_a_disabled_slice_loads_with_nothing_to_read(tmp_path):
@@ -389,3 +495,5 @@ def test_no_param_is_named_size():
     names = list(keys(yaml.safe_load((ROOT / "params.yaml").read_text())))
     assert "data.image_size" in names
     assert not [n for n in names if n.rsplit(".", 1)[-1] == "size"]
+    declared = list(keys(load_params(ROOT / "params.yaml").model_dump()))  # the models' fields
+    assert sorted(declared) == sorted(names)

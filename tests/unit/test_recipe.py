@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pneumogan.core.params import ParamsError, TrainParams, load_params
 from tests.conftest import ROOT
 
 
@@ -17,16 +18,23 @@ def load_recipe():
 
 
 recipe = load_recipe()
-PARAMS = {"mixup": 0.2, "fuse": {"method": "gan"}, "train": {"epochs": 20, "ema": 0.0}}
+PARAMS = load_params(ROOT / "params.yaml")
 
 
 def test_overrides_reach_train_mixup_and_the_method():
-    train, mixup, method = recipe.settings_of(
-        {"train.ema": 0.99, "mixup": 0.0, "fuse.method": "oversample"}, PARAMS
-    )
-    assert train == {"epochs": 20, "ema": 0.99} and mixup == 0.0 and method == "oversample"
-    assert recipe.settings_of({}, PARAMS) == (PARAMS["train"], 0.2, "gan")
-    assert PARAMS["train"]["ema"] == 0.0  # params.yaml's values are not changed in place
+    changes = {"train.ema": 0.99, "mixup": 0.0, "fuse.method": "gan"}
+    p = recipe.variant_params("v", changes, PARAMS)
+    assert isinstance(p.train, TrainParams) and p.train.ema == 0.99
+    assert p.train.epochs == PARAMS.train.epochs and p.mixup == 0.0 and p.fuse.method == "gan"
+    assert recipe.variant_params("baseline", None, PARAMS) == PARAMS
+    assert PARAMS.train.ema == 0.0  # params.yaml's values are not changed in place
+
+
+def test_a_bad_override_fails_as_a_bad_param_would():
+    with pytest.raises(ParamsError, match=r"variant v: params\.train\.ema = 2\.0: out of range"):
+        recipe.variant_params("v", {"train.ema": 2.0}, PARAMS)
+    with pytest.raises(ParamsError, match=r"params\.train\.arch = 'vgg': must be one of"):
+        recipe.variant_params("v", {"train.arch": "vgg"}, PARAMS)
 
 
 def test_a_variant_may_not_set_params_outside_the_recipe(tmp_path):
