@@ -14,6 +14,7 @@ import pandas as pd
 
 from pneumogan.core.files import write_text
 from pneumogan.core.registry import GENERATORS
+from pneumogan.generate import nets as _generators  # noqa: F401  (fills GENERATORS)
 from pneumogan.report.figures import new_figure, save_figure
 from pneumogan.report.markdown import table
 from pneumogan.study.spec import ALL, PLAIN, Study

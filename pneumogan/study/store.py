@@ -170,7 +170,7 @@ def record(root: Path, study: str, experiments: list[Experiment]) -> int:
         slim = dataclasses.replace(
             e,
             metrics={k: v for k, v in e.metrics.items() if k in LEDGER_METRICS},
-            deps={k: v for k, v in e.deps.items() if k.endswith(".py")},
+            deps={k: v for k, v in e.deps.items() if is_code(k)},
         )
         entries.setdefault((e.name, e.rev), slim)
     path = ledger_path(root, study)
@@ -183,13 +183,52 @@ def record(root: Path, study: str, experiments: list[Experiment]) -> int:
     return len(entries) - before
 
 
-def code_hashes(root: Path, read: Callable[[str], bytes] | None = None) -> dict[str, str]:
-    """MD5 of every `.py` dependency that dvc.yaml declares, as the checkout has it now (or as
-    `read`, path -> bytes, gives the files)."""
+CODE = ("pneumogan/", "stages/")  # where the pipeline's code lives: its files and wing folders
+
+
+def is_code(dep: str) -> bool:
+    """A code dependency: a module or a wing folder (the rest are data, params and models)."""
+    return dep.startswith(CODE) or dep.endswith(".py")
+
+
+def dir_hash(files: dict[str, bytes]) -> str:
+    """DVC's hash of a folder: the MD5 of its sorted (relpath, MD5) listing, plus `.dir`."""
+    listing = [
+        {"md5": hashlib.md5(data).hexdigest(), "relpath": rel}
+        for rel, data in sorted(files.items())
+    ]
+    return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def checkout_files(root: Path, folder: str) -> list[str]:
+    """The files of a code folder in the checkout, as DVC sees them (.dvcignore: bytecode)."""
+    base = root / folder
+    return sorted(
+        p.relative_to(base).as_posix()
+        for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+
+
+def code_hashes(
+    root: Path,
+    read: Callable[[str], bytes] | None = None,
+    files: Callable[[str], list[str]] | None = None,
+) -> dict[str, str]:
+    """DVC's hash of every code dependency that dvc.yaml declares (a module's MD5, a wing
+    folder's `.dir` hash), as the checkout has it now, or as `read` (path -> bytes) and
+    `files` (folder -> the files under it) give them."""
     read = read or (lambda p: (root / p).read_bytes())
+    files = files or (lambda folder: checkout_files(root, folder))
     stages = yaml.safe_load(read("dvc.yaml"))["stages"]
-    paths = {d for s in stages.values() for d in s.get("deps", []) if d.endswith(".py")}
-    return {p: hashlib.md5(read(p)).hexdigest() for p in sorted(paths)}
+    paths = {d for s in stages.values() for d in s.get("deps", []) if is_code(d)}
+    out = {}
+    for path in sorted(paths):
+        if path.endswith(".py"):
+            out[path] = hashlib.md5(read(path)).hexdigest()
+        else:
+            out[path] = dir_hash({rel: read(f"{path}/{rel}") for rel in files(path)})
+    return out
 
 
 def pipeline_inputs(root: Path, rev: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -206,13 +245,24 @@ def pipeline_inputs(root: Path, rev: str | None = None) -> tuple[dict[str, Any],
             )
         return out.stdout
 
-    read = (lambda p: (root / p).read_bytes()) if rev is None else from_git
-    return yaml.safe_load(read("params.yaml")), code_hashes(root, read)
+    def git_files(folder: str) -> list[str]:
+        out = subprocess.run(
+            ["git", "ls-tree", "-r", "--name-only", rev, "--", folder],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return sorted(line[len(folder) + 1 :] for line in out.stdout.splitlines())
+
+    if rev is None:
+        return yaml.safe_load((root / "params.yaml").read_bytes()), code_hashes(root)
+    return yaml.safe_load(from_git("params.yaml")), code_hashes(root, from_git, git_files)
 
 
 def matches(exp: Experiment, params: dict[str, Any], code: dict[str, str]) -> bool:
     """Did `exp` run with exactly these params and this code?"""
-    ran_code = {p: h for p, h in exp.deps.items() if p.endswith(".py")}
+    ran_code = {p: h for p, h in exp.deps.items() if is_code(p)}
     return exp.params == params and ran_code == code
 
 

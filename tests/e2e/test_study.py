@@ -17,8 +17,10 @@ from pneumogan.study.spec import Cell, Study, apply_overrides, load_study
 from pneumogan.study.stats import METRICS, paired_differences, pairs, summarise
 from pneumogan.study.store import (
     Experiment,
+    code_hashes,
     done,
     finished,
+    is_code,
     matches,
     queue_state,
     read_ledger,
@@ -603,3 +605,27 @@ def test_run_queue_restarts_a_stalled_worker_and_waits_for_every_task(monkeypatc
 def test_queue_state_of_an_empty_queue():
     state = queue_state("No experiment tasks in the queue.\n\nWorker status: 0 active, 0 idle\n")
     assert state.waiting == set() and state.orphaned == set()
+
+
+def test_code_hashes_are_dvcs_own_for_files_and_wing_folders():
+    """What a stored cell is matched on: the hash DVC records for each code dependency, a
+    wing folder's `.dir` hash included (so a change anywhere in a wing invalidates cells)."""
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    locked = {d["path"]: d["md5"] for s in lock.values() for d in s["deps"] if is_code(d["path"])}
+    assert any(not p.endswith(".py") for p in locked)  # folders are among them
+    assert code_hashes(ROOT) == locked
+
+
+def test_a_change_in_a_wing_changes_its_hash(tmp_path):
+    (tmp_path / "pneumogan/data").mkdir(parents=True)
+    (tmp_path / "pneumogan/data/split.py").write_text("a = 1\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  split:\n    cmd: x\n    deps: [stages/split.py, pneumogan/data]\n"
+    )
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages/split.py").write_text("")
+    before = code_hashes(tmp_path)
+    (tmp_path / "pneumogan/data/split.py").write_text("a = 2\n")
+    after = code_hashes(tmp_path)
+    assert before["pneumogan/data"] != after["pneumogan/data"]
+    assert before["stages/split.py"] == after["stages/split.py"]
