@@ -28,6 +28,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python scripts/update_docs.py` from anywhere
 
+from pneumogan.classify import nets as _classifiers  # noqa: E402, F401  (fills the registries)
+from pneumogan.core.params import Params, load_params  # noqa: E402
+from pneumogan.generate import nets as _generators  # noqa: E402, F401
 from pneumogan.report.markdown import replace_block, results_table, table  # noqa: E402
 
 BLOCK = re.compile(r"<!-- ([\w-]+):begin -->\n(.*?)<!-- \1:end -->", flags=re.S)
@@ -44,6 +47,12 @@ def pages(root: Path = ROOT) -> list[Path]:
 
 def json_file(rel: str) -> dict:
     return json.loads((ROOT / rel).read_text())
+
+
+@cache
+def params() -> Params:
+    """params.yaml, validated as check_params validates it (the registries filled first)."""
+    return load_params(ROOT / "params.yaml")
 
 
 def yaml_file(rel: str) -> dict:
@@ -83,7 +92,7 @@ def _mean_sd(values) -> str:
 
 def results() -> str:
     """Test metrics of the committed run (metrics/eval.json) with bootstrap intervals."""
-    level = yaml_file("params.yaml")["evaluate"]["ci_level"]
+    level = params().evaluate.ci_level
     return results_table(json_file("metrics/eval.json"), level)
 
 
@@ -91,7 +100,7 @@ def evaluate_log() -> str:
     """The summary line `evaluate` logged for the committed run (from metrics/eval.json)."""
     from pneumogan.evaluate.metrics import summary_line
 
-    level = yaml_file("params.yaml")["evaluate"]["ci_level"]
+    level = params().evaluate.ci_level
     return f"```\n{summary_line(json_file('metrics/eval.json'), level)}\n```\n"
 
 
@@ -113,7 +122,7 @@ def split_counts() -> str:
 def export_parity() -> str:
     """The ONNX graph against torch on the test split (metrics/export.json)."""
     export = json_file("metrics/export.json")
-    tolerance = yaml_file("params.yaml")["export"]["max_abs_diff"]
+    tolerance = params().export.max_abs_diff
     flips = export["label_flips"]
     return (
         f"On the committed model, onnxruntime and torch differ by at most "

@@ -204,7 +204,7 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     md = repo / "reports/tiny.md"
     text = md.read_text()
     assert "from 4 of the study's 4 experiments (seeds 1, 2)" in text
-    assert "| all | gan − none | 2 |" in text
+    row(text, "all", "gan − none", "2")  # the paired row, over the 2 seeds
     runs = pd.read_csv(repo / "reports/tiny/runs.csv")
     assert sorted(runs["experiment"]) == sorted(
         f"tiny-{m}-all-s{s}" for m in ("none", "gan") for s in (1, 2)
@@ -241,7 +241,7 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     # A code change does not: no stored experiment matches any more (checked, not run).
     tiny = load_study(repo / "studies/tiny.yaml")
     assert len(done(repo, tiny, tiny.cells())) == 4
-    fuse_py = repo / "pneumogan/fuse.py"
+    fuse_py = repo / "pneumogan/data/fuse.py"
     fuse_py.write_text(fuse_py.read_text() + "\n# changed\n")
     assert done(repo, tiny, tiny.cells()) == {}
 
@@ -290,10 +290,10 @@ def test_a_fresh_clone_runs_a_study_whose_cells_reuse_stages(tmp_path, tiny_raw_
     ledger.write_text(ledger.read_text() + "\n")
     assert "2 already stored" in sh(study, clone, env)
     # A change to the pipeline's code does.
-    fuse_py = clone / "pneumogan/fuse.py"
+    fuse_py = clone / "pneumogan/data/fuse.py"
     fuse_py.write_text(fuse_py.read_text() + "\n# changed\n")
     out = subprocess.run(study, cwd=clone, env=env, capture_output=True, text=True)
-    assert out.returncode != 0 and "M pneumogan/fuse.py" in out.stderr
+    assert out.returncode != 0 and "M pneumogan/data/fuse.py" in out.stderr
 
 
 def test_method_descriptions_come_from_the_params():
