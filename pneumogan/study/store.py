@@ -7,7 +7,7 @@ experiments finish. It is committed, so a clone, or a later session on a machine
 experiment refs are gone, sees the experiments as done and regenerates the same report.
 
 An experiment counts as done for a cell when its pipeline inputs match what the current
-code would run: the same params (params.yaml with the cell's overrides) and the same
+code would run: the same params (params.yaml, validated, with the cell's overrides) and the same
 code (every `.py` dependency in dvc.yaml, by hash). Its commit does not matter, so a
 commit that changes only documentation leaves a study complete. A study file may instead pin
 the pipeline to a commit (`pipeline`): its experiments then match that commit's params.yaml
@@ -30,8 +30,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
+# Imported for what they register: load_params checks train.arch and gan.variant against them.
+from pneumogan.classify import nets as _classifiers  # noqa: F401
 from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import ParamsError
+from pneumogan.core.params import load_params
+from pneumogan.generate import nets as _generators  # noqa: F401
 from pneumogan.study.spec import ALL, Cell, Study, apply_overrides
 
 
@@ -256,7 +260,9 @@ def pipeline_inputs(root: Path, rev: str | None = None) -> tuple[dict[str, Any],
         return sorted(line[len(folder) + 1 :] for line in out.stdout.splitlines())
 
     if rev is None:
-        return yaml.safe_load((root / "params.yaml").read_bytes()), code_hashes(root)
+        return load_params(root / "params.yaml").model_dump(mode="json"), code_hashes(root)
+    # A pinned commit's params.yaml is that commit's record, in that commit's schema (which
+    # today's models may reject), so it is compared as DVC stored it, not validated again.
     return yaml.safe_load(from_git("params.yaml")), code_hashes(root, from_git, git_files)
 
 

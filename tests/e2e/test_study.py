@@ -362,7 +362,9 @@ def _git_pipeline(tmp_path):
     revs = []
     for code, epochs in (("print(1)\n", 3), ("print(2)\n", 4)):
         (repo / "stages/train.py").write_text(code)
-        (repo / "params.yaml").write_text(yaml.safe_dump({"seed": 42, "train": {"epochs": epochs}}))
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        params["train"]["epochs"] = epochs
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
         sh(["git", "add", "-A"], repo, env)
         sh(["git", "commit", "-qm", f"epochs {epochs}"], repo, env)
         revs.append(sh(["git", "rev-parse", "HEAD"], repo, env).strip())
