@@ -1,5 +1,7 @@
 """Stage synthesize: exactly the minority images the training split lacks, and their quality.
 
+The quality figures of the minority class keep one shape for every generator; a conditional
+generator also draws a probe of every class, measured against that class (`per_class`).
 Used only when fuse.method is gan; otherwise it writes an empty synthetic set and trains nothing.
 """
 
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from pneumogan.classify.checkpoint import load_classifier
 from pneumogan.core import seeds, stage, tracking
@@ -18,13 +21,14 @@ from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError
 from pneumogan.core.files import atomic_dir, write_json
 from pneumogan.core.grids import save_grid
-from pneumogan.core.params import StageParams, flatten, load_slice
+from pneumogan.core.params import StageParams, SynthesizeParams, flatten, load_slice
+from pneumogan.core.transforms import ImageTransform
 from pneumogan.data.balance import minority_class, n_missing
 from pneumogan.data.contract import load_split, save_split
 from pneumogan.generate import standin
 from pneumogan.generate.checkpoint import load_generator
-from pneumogan.generate.quality import quality_report
-from pneumogan.generate.synthesis import draw_for_fuse, preview
+from pneumogan.generate.quality import per_class_report, quality_report
+from pneumogan.generate.synthesis import draw, draw_for_fuse, preview
 
 log = logging.getLogger("pneumogan.synthesize")
 
@@ -43,12 +47,14 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         )
     need = n_missing(labels, cfg.fuse.target_ratio)
     heldout = val_images[val_labels == label]
+    asked = label if G.classes else None
     with tracking.stage_run("synthesize", cfg) as run, atomic_dir(args.out) as tmp:
         added, drawn = draw_for_fuse(
             G,
             transform,
             need,
             len(heldout),
+            label=asked,
             batch_size=sp.batch_size,
             generator=seeds.torch_generator(cfg.seed, "synthesis"),
         )
@@ -67,6 +73,19 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
             copy_percentile=sp.copy_percentile,
             rng=seeds.numpy_rng(cfg.seed, "quality"),
         )
+        if G.classes:
+            report["per_class"] = per_class_report(
+                reference,
+                {label: drawn, **draw_others(G, transform, label, val_labels, sp, cfg.seed)},
+                train_images=images,
+                train_labels=labels,
+                heldout_images=val_images,
+                heldout_labels=val_labels,
+                nearest_k=sp.nearest_k,
+                kid_subsets=sp.kid_subsets,
+                copy_percentile=sp.copy_percentile,
+                rng=seeds.numpy_rng(cfg.seed, "quality_per_class"),
+            )
         report["kept_epoch"] = meta["epoch"]
         write_json(args.metrics, report)
         run.log_metrics({"n_synthetic": need, **flatten(report)})
@@ -80,6 +99,31 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
             report["real_heldout"]["fid"],
             report["other_class"]["fid"],
         )
+
+
+def draw_others(
+    G: nn.Module,
+    transform: ImageTransform,
+    label: int,
+    val_labels: np.ndarray,
+    sp: SynthesizeParams,
+    seed: int,
+) -> dict[int, np.ndarray]:
+    """A conditional generator's probe of each class but `label`, as many images as that
+    class has held out, from a stream of their own (so the added images never move)."""
+    stream = seeds.torch_generator(seed, "synthesis_probe")
+    return {
+        c: draw(
+            G,
+            transform,
+            int(np.sum(val_labels == c)),
+            label=c,
+            batch_size=sp.batch_size,
+            generator=stream,
+        )
+        for c in range(G.classes)
+        if c != label
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

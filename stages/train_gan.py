@@ -1,8 +1,11 @@
-"""Stage train_gan: a DCGAN on the real minority-class training images.
+"""Stage train_gan: the generator `gan.variant` names, on the real training images.
 
-Every gan.eval_every epochs the generator is scored by its Fréchet distance to the held-out
-(validation) minority images in the reference network's features; the best one is kept.
-Used only when fuse.method is gan; otherwise it writes stand-ins and trains nothing.
+An unconditional generator learns the minority class from its images alone; a conditional
+one learns from every training image and its class, and is asked for the minority class.
+Every gan.eval_every epochs the generator is scored by the Fréchet distance of its minority
+images to the held-out (validation) minority images in the reference network's features;
+the best one is kept. Used only when fuse.method is gan; otherwise it writes stand-ins and
+trains nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from pneumogan.core.files import atomic_dir
 from pneumogan.core.grids import save_grid
 from pneumogan.core.history import History
 from pneumogan.core.params import StageParams, load_slice
+from pneumogan.core.registry import GENERATORS
 from pneumogan.core.transforms import ImageTransform
 from pneumogan.data.balance import minority_class
 from pneumogan.data.contract import load_split
 from pneumogan.generate import standin
 from pneumogan.generate.checkpoint import save_gan
-from pneumogan.generate.nets import GanConfig
+from pneumogan.generate.config import GanConfig
 from pneumogan.generate.quality import HeldoutFID
 from pneumogan.generate.train import train_gan
 
@@ -42,14 +46,18 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
     gp = cfg.gan
     images, labels = load_split(args.train)
     minority = minority_class(labels)
-    real = images[labels == minority]
+    tags = GENERATORS.get(gp.variant).tags
+    conditional = "conditional" in tags
+    real = images if conditional else images[labels == minority]
     size = images.shape[1]
     net = GanConfig(
         size=size,
-        latent_dim=size * size if gp.variant == "ddpm" else gp.latent_dim,  # its noise: an image
+        latent_dim=size * size if "diffusion" in tags else gp.latent_dim,  # its noise: an image
         width=gp.width,
         variant=gp.variant,
         steps=gp.sampling_steps,
+        classes=len(LABELS) if conditional else 0,
+        guidance=gp.guidance,
     )
     val_images, val_labels = load_split(args.val, size=net.size)
     reference = load_classifier(args.reference, producer="reference")
@@ -63,14 +71,19 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         64, net.latent_dim, generator=seeds.torch_generator(cfg.seed, "gan_fixed_noise")
     )
     score = HeldoutFID(
-        reference, val_images[val_labels == minority], selection_z, transform, device
+        reference,
+        val_images[val_labels == minority],
+        selection_z,
+        transform,
+        device,
+        label=minority if conditional else None,
     )
     log.info(
         "%s%s on %d %s images (%d px), %d epochs on %s",
         gp.variant,
         f" with DiffAugment ({', '.join(gp.diffaugment)})" if gp.diffaugment else "",
         len(real),
-        LABELS[minority],
+        "training (both classes)" if conditional else LABELS[minority],
         net.size,
         gp.epochs,
         device,
@@ -83,6 +96,7 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
             real,
             net,
             gp,
+            labels=labels if conditional else None,
             generator=seeds.torch_generator(cfg.seed, "gan_train"),
             fixed_z=fixed_z,
             device=device,
@@ -92,7 +106,7 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
                 samples / f"epoch_{epoch:04d}.png", transform.decode(x)
             ),
         )
-        history.save(args.losses, DDPM_LOSS_COLUMNS if gp.variant == "ddpm" else LOSS_COLUMNS)
+        history.save(args.losses, DDPM_LOSS_COLUMNS if "diffusion" in tags else LOSS_COLUMNS)
         history.save(args.fid, FID_COLUMNS)
         save_gan(args.model, G.cpu(), D.cpu() if D is not None else None, net, kept, minority)
         # Wall-clock time goes to MLflow only: metrics files stay identical across runs.

@@ -273,7 +273,18 @@ class GanParams(Section):
         "generated: any of color, translation, cutout; [] is off",
     )
     sampling_steps: int = Field(
-        gt=0, description="ddpm: DDIM steps per drawn image (more: finer, slower)"
+        gt=0, description="ddpm, cddpm: DDIM steps per drawn image (more: finer, slower)"
+    )
+    ema: float = Field(
+        ge=0.0,
+        lt=1.0,
+        description="sample, score and keep an exponential moving average of the generator's "
+        "weights with this decay per step (0.999: about the last 1000 steps); 0 is off",
+    )
+    guidance: float = Field(
+        ge=0.0,
+        description="cddpm: classifier-free guidance scale; 0 draws unconditionally, 1 from the "
+        "class-conditional model alone, above 1 pushes harder towards the class",
     )
     device: Device = Field(description=AUTO)
 

@@ -27,6 +27,8 @@ PURPOSES = {
     "evaluate": 12,  # bootstrap resamples
     "carve": 13,  # which training patients become a missing or small val or test split
     "eda": 14,  # which training images the sample grids show
+    "synthesis_probe": 15,  # a conditional generator's probe images of the other classes
+    "quality_per_class": 16,  # probe and KID subsets of its per-class quality
 }
 
 

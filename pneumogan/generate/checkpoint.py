@@ -10,7 +10,8 @@ from torch import nn
 from pneumogan.core.checkpoint import load_checkpoint, save_checkpoint, split_prefix, with_prefix
 from pneumogan.core.errors import DataError
 from pneumogan.core.transforms import ImageTransform
-from pneumogan.generate.nets import Discriminator, GanConfig, Generator, build_generator
+from pneumogan.generate.config import GanConfig
+from pneumogan.generate.nets import build_generator
 
 KIND = "gan"
 
@@ -18,13 +19,14 @@ KIND = "gan"
 def save_gan(
     path: Path,
     G: nn.Module,
-    D: Discriminator | None,
+    D: nn.Module | None,
     cfg: GanConfig,
     epoch: int,
     label: int,
 ) -> None:
     """Both networks (a diffusion model has no D), the config that built them, the kept epoch
-    and the class they imitate."""
+    and the class they serve (an unconditional generator's only class; the class a conditional
+    one is asked to draw for fuse)."""
     tensors = with_prefix(G.state_dict(), "generator")
     if D is not None:
         tensors.update(with_prefix(D.state_dict(), "disc"))
@@ -37,7 +39,7 @@ def save_gan(
     save_checkpoint(path, KIND, tensors, meta)
 
 
-def load_generator(path: Path) -> tuple[Generator, ImageTransform, dict[str, Any]]:
+def load_generator(path: Path) -> tuple[nn.Module, ImageTransform, dict[str, Any]]:
     """The generator of a GAN checkpoint, its output transform and its description."""
     tensors, meta = load_checkpoint(path, KIND, "train_gan")
     try:

@@ -13,39 +13,17 @@ in `pneumogan.generate.train`.
 from __future__ import annotations
 
 import itertools
-import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from pneumogan.core.registry import GENERATORS
+from pneumogan.generate.blocks import ResBlockDown, ResBlockUp
+from pneumogan.generate.conditional import ConditionalResNetG, ProjectionD
+from pneumogan.generate.config import GanConfig, levels
 from pneumogan.generate.diffusion import DiffusionGenerator
-
-
-@dataclass(frozen=True)
-class GanConfig:
-    """Everything needed to rebuild the networks; saved inside the checkpoint."""
-
-    size: int
-    latent_dim: int
-    width: int
-    variant: str
-    steps: int = 20  # ddpm: DDIM sampling steps per image (the GANs ignore it)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def levels(size: int) -> tuple[int, int]:
-    """(base, k): the generator starts at base×base and doubles k times to reach `size`."""
-    base = 7 if size % 7 == 0 else 4
-    k = round(math.log2(size / base))
-    if base * 2**k != size or k < 1:
-        raise ValueError(f"image size {size} is not 4·2^k or 7·2^k (use 28, 64, 128 or 224)")
-    return base, k
+from pneumogan.generate.progressive import ProgressiveDiscriminator, ProgressiveGenerator
 
 
 def init_weights(module: nn.Module) -> None:
@@ -57,41 +35,6 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
-
-
-class ResBlockUp(nn.Module):
-    """BN, ReLU, 2× nearest upsampling, 3×3 conv, BN, ReLU, 3×3 conv; upsampled 1×1 shortcut."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
-        self.shortcut = nn.Conv2d(c_in, c_out, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(x, scale_factor=2, mode="nearest")
-        h = self.conv1(F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest"))
-        return self.conv2(F.relu(self.bn2(h))) + self.shortcut(up)
-
-
-class ResBlockDown(nn.Module):
-    """(ReLU,) 3×3 conv, ReLU, 3×3 conv, 2× average pooling; 1×1 shortcut; spectral norm."""
-
-    def __init__(self, c_in: int, c_out: int, first: bool) -> None:
-        super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm
-        self.first = first  # the first block sees pixels: no ReLU before its first conv
-        self.conv1 = sn(nn.Conv2d(c_in, c_out, 3, 1, 1))
-        self.conv2 = sn(nn.Conv2d(c_out, c_out, 3, 1, 1))
-        self.shortcut = sn(nn.Conv2d(c_in, c_out, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(x if self.first else F.relu(x))
-        h = F.avg_pool2d(self.conv2(F.relu(h)), 2)
-        if self.first:  # SNGAN's optimised first block: pool, then project
-            return h + self.shortcut(F.avg_pool2d(x, 2))
-        return h + F.avg_pool2d(self.shortcut(x), 2)
 
 
 class ResNetG(nn.Module):
@@ -131,7 +74,7 @@ class ResNetD(nn.Module):
 class Generator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
-        self.latent_dim, self.size = cfg.latent_dim, cfg.size
+        self.latent_dim, self.size, self.classes = cfg.latent_dim, cfg.size, 0
         if cfg.variant == "resnet_sn":
             self.net = ResNetG(cfg)  # PyTorch's default initialisation, as SNGAN's code
             return
@@ -190,7 +133,10 @@ class Discriminator(nn.Module):
 # config and returns the generator (z -> images in [-1, 1], or a sampler that draws them) and
 # its discriminator (None for a model trained without one). Tags tell the training loop how
 # to train it: `adversarial` (a GAN step with the discriminator), `hinge` (hinge loss instead
-# of the non-saturating one), `diffusion` (the denoising loop).
+# of the non-saturating one), `wgan_gp` (Wasserstein loss with a gradient penalty),
+# `progressive` (networks that grow during training), `diffusion` (the denoising loop), and
+# which images it learns: `conditional` (every training image with its class; it draws the
+# class it is asked for) or, without the tag, the minority class's images alone.
 @GENERATORS.register(title="DCGAN", tags=("adversarial",))
 def dcgan(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
     return Generator(cfg), Discriminator(cfg)
@@ -209,9 +155,33 @@ def resnet_sn(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
     return Generator(cfg), Discriminator(cfg)
 
 
+@GENERATORS.register(
+    title="class-conditional SNGAN (conditional-BN residual G, projection D, hinge loss)",
+    tags=("adversarial", "hinge", "conditional"),
+)
+def cgan(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
+    return ConditionalResNetG(cfg), ProjectionD(cfg)
+
+
+@GENERATORS.register(
+    title="class-conditional progressive GAN (growing with fade-in, WGAN-GP)",
+    tags=("adversarial", "wgan_gp", "progressive", "conditional"),
+)
+def progan(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
+    return ProgressiveGenerator(cfg), ProgressiveDiscriminator(cfg)
+
+
 @GENERATORS.register(title="denoising diffusion (DDPM UNet, DDIM sampling)", tags=("diffusion",))
 def ddpm(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
     return DiffusionGenerator(cfg.size, cfg.width, cfg.steps), None
+
+
+@GENERATORS.register(
+    title="class-conditional diffusion (classifier-free guidance)",
+    tags=("diffusion", "conditional"),
+)
+def cddpm(cfg: GanConfig) -> tuple[nn.Module, nn.Module | None]:
+    return DiffusionGenerator(cfg.size, cfg.width, cfg.steps, cfg.classes, cfg.guidance), None
 
 
 def build_generator(cfg: GanConfig) -> nn.Module:

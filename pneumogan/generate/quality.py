@@ -21,9 +21,10 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from pneumogan.classify.checkpoint import Classifier
 from pneumogan.classify.predictor import predict_proba
+from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError
 from pneumogan.core.transforms import ImageTransform
-from pneumogan.generate.nets import Generator
+from pneumogan.generate.config import generate
 
 
 class _Precomputed(nn.Module):
@@ -47,7 +48,8 @@ def embed(reference: Classifier, images: np.ndarray, batch_size: int = 512) -> t
 
 
 class HeldoutFID:
-    """Scores a generator: FID between its images from fixed noise and held-out real images.
+    """Scores a generator: FID between its images from fixed noise and held-out real images
+    (of class `label`, which a conditional generator is asked to draw).
 
     The noise is its own stream (`gan_selection_noise`), so the images that pick the
     checkpoint are never the ones synthesis adds to the training set.
@@ -60,13 +62,15 @@ class HeldoutFID:
         z: torch.Tensor,
         transform: ImageTransform,
         device: torch.device | str = "cpu",
+        label: int | None = None,
     ) -> None:
         self.reference, self.z, self.transform, self.device = reference, z, transform, device
         self.heldout = embed(reference, heldout)
+        self.label = label
 
-    def __call__(self, G: Generator) -> float:
-        fake = self.transform.decode(G(self.z.to(self.device)))
-        return fid(self.heldout, embed(self.reference, fake))
+    def __call__(self, G: nn.Module) -> float:
+        out = generate(G, self.z.to(self.device), self.label)
+        return fid(self.heldout, embed(self.reference, self.transform.decode(out)))
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -184,3 +188,46 @@ def quality_report(
     }
     report["n"] = {"probe": m, "train_minority": len(train_minority), "synthetic": len(synthetic)}
     return report
+
+
+def per_class_report(
+    reference: Classifier,
+    drawn: dict[int, np.ndarray],
+    *,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    heldout_images: np.ndarray,
+    heldout_labels: np.ndarray,
+    nearest_k: int,
+    kid_subsets: int,
+    copy_percentile: float,
+    rng: np.random.Generator,
+) -> dict:
+    """A conditional generator's quality, class by class: for the images `drawn[c]` it drew of
+    class c, `quality_report` against class c (training images, held-out floor, the other
+    class as scale, agreement with the asked class, copies of class c's training images),
+    plus the distances of the drawn images to class c's held-out images themselves."""
+    out = {}
+    for c, synthetic in sorted(drawn.items()):
+        heldout = heldout_images[heldout_labels == c]
+        report = quality_report(
+            reference,
+            synthetic=synthetic,
+            train_minority=train_images[train_labels == c],
+            heldout_minority=heldout,
+            heldout_majority=heldout_images[heldout_labels != c],
+            label=c,
+            nearest_k=nearest_k,
+            kid_subsets=kid_subsets,
+            copy_percentile=copy_percentile,
+            rng=rng,
+        )
+        report["synthetic_vs_heldout"] = distances(
+            embed(reference, heldout),
+            embed(reference, synthetic),
+            nearest_k=nearest_k,
+            kid_subsets=kid_subsets,
+            seed=int(rng.integers(2**31)),
+        )
+        out[LABELS[c]] = report
+    return out

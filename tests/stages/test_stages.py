@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 from pneumogan.classify.checkpoint import load_classifier
+from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError, ParamsError
 from pneumogan.core.params import PIPELINE_FILE, load_params, stage_slice
 from pneumogan.data import medmnist
@@ -418,3 +419,40 @@ def test_train_gan_and_synthesize_with_the_diffusion_variant(tmp_path, run_dir):
     assert images.shape[0] >= (real[1] == 1).sum() - (real[1] == 0).sum()
     report = json.loads((tmp_path / "gan.json").read_text())
     assert math.isfinite(report["synthetic"]["fid"])
+
+
+@pytest.mark.parametrize(
+    ("variant", "extra"),
+    [
+        ("cgan", {"width": 4}),
+        ("progan", {"width": 4}),
+        ("cddpm", {"width": 8, "sampling_steps": 2, "ema": 0.9}),
+    ],
+)
+def test_a_conditional_generator_learns_both_classes_and_is_measured_per_class(
+    tmp_path, run_dir, variant, extra
+):
+    """A conditional generator trains on every training image, draws only the minority class
+    for fuse, and gan.json adds each class's quality to the minority-only figures."""
+    params = tiny_params()
+    params["gan"].update(variant=variant, epochs=2, **extra)
+    gan_stages(tmp_path, run_dir, params)
+    G, _, meta = load_generator(tmp_path / "gan.safetensors")
+    train_labels = load_split(run_dir / "data/split/train.npz")[1]
+    minority = int(np.argmin(np.bincount(train_labels)))
+    assert G.classes == 2 and meta["config"]["classes"] == 2 and meta["label"] == minority
+    images, labels = load_split(tmp_path / "syn/synthetic.npz", need_both_classes=False)
+    assert images.shape[0] > 0 and set(labels) == {minority}
+    report = json.loads((tmp_path / "gan.json").read_text())
+    assert math.isfinite(report["synthetic"]["fid"])  # the minority-only figures, as before
+    per_class = report["per_class"]
+    assert set(per_class) == set(LABELS.values())
+    held_out = np.bincount(load_split(run_dir / "data/split/val.npz")[1])
+    for c, name in LABELS.items():
+        entry = per_class[name]
+        drawn = max(len(images), held_out[c]) if c == minority else held_out[c]
+        assert entry["n"]["train_minority"] == int((train_labels == c).sum())
+        assert entry["n"]["synthetic"] == drawn
+        assert 0.0 <= entry["class_agreement"]["synthetic"] <= 1.0
+        assert 0.0 <= entry["memorisation"]["share_synthetic"] <= 1.0
+        assert math.isfinite(entry["synthetic_vs_heldout"]["fid"])

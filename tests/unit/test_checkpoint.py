@@ -208,7 +208,7 @@ class NoiseRecorder(torch.nn.Module):
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
-        self.latent_dim, self.size, self.z = latent_dim, 2, []
+        self.latent_dim, self.size, self.classes, self.z = latent_dim, 2, 0, []
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         self.z.append(z)

@@ -8,6 +8,7 @@ import torch
 
 from pneumogan.core.params import GanParams, ParamsError
 from pneumogan.core.registry import GENERATORS
+from pneumogan.generate import train as train_module
 from pneumogan.generate.checkpoint import load_generator, save_gan
 from pneumogan.generate.keeper import BestKeeper
 from pneumogan.generate.nets import (
@@ -19,6 +20,7 @@ from pneumogan.generate.nets import (
     build_generator,
     levels,
 )
+from pneumogan.generate.synthesis import draw
 from pneumogan.generate.train import d_loss, g_loss, train_gan
 from tests.conftest import make_images, tiny_params
 from tests.unit.test_params import params_with
@@ -43,7 +45,13 @@ def run(images, cfg, s, **kwargs):
     )
 
 
-@pytest.mark.parametrize("variant", GENERATORS.names("adversarial"))
+UNCONDITIONAL_GANS = [
+    n for n in GENERATORS.names("adversarial") if "conditional" not in GENERATORS.get(n).tags
+]
+CONDITIONAL = GENERATORS.names("conditional")
+
+
+@pytest.mark.parametrize("variant", UNCONDITIONAL_GANS)
 @pytest.mark.parametrize("size", [28, 64, 128, 224])
 def test_networks_scale_with_size_and_train_one_step(size, variant):
     cfg = GanConfig(size=size, latent_dim=8, width=2, variant=variant)
@@ -266,3 +274,65 @@ def test_every_variant_has_a_name_and_ddpm_refuses_diffaugment(tmp_path):
     assert all(GENERATORS.get(name).title for name in GENERATORS.names())
     with pytest.raises(ParamsError, match="ddpm has no discriminator"):
         params_with(tmp_path, gan={"variant": "ddpm", "diffaugment": ["color"]})
+
+
+@pytest.mark.parametrize("variant", CONDITIONAL)
+@pytest.mark.parametrize("size", [28, 64, 128, 224])
+def test_conditional_generators_train_on_both_classes_and_draw_the_asked_one(
+    tmp_path, size, variant
+):
+    """One step of the shared training loop on images of both classes, then the checkpoint
+    round trip and the drawing code synthesis uses, at every image size."""
+    diffusion = "diffusion" in GENERATORS.get(variant).tags
+    latent = size * size if diffusion else 8
+    cfg = GanConfig(size, latent, 8 if diffusion else 2, variant, steps=1, classes=2)
+    labels = np.array([0, 1, 1, 1], dtype=np.int64)
+    images = make_images(labels, np.random.default_rng(0), size)
+    grids = []
+    G, D, kept = run(
+        images,
+        cfg,
+        settings(variant=variant),
+        labels=labels,
+        on_samples=lambda e, s: grids.append(s.shape),
+    )
+    assert kept == 1 and grids == [(64, 1, size, size)]
+    save_gan(tmp_path / "g.safetensors", G, D, cfg, kept, label=0)
+    loaded, transform, meta = load_generator(tmp_path / "g.safetensors")
+    assert loaded.classes == 2 and meta["label"] == 0
+    drawn = draw(loaded, transform, 3, label=0, batch_size=2, generator=torch.Generator())
+    assert drawn.shape == (3, size, size) and drawn.dtype == np.uint8
+    with pytest.raises(ValueError, match="conditional generator draws the class"):
+        draw(loaded, transform, 1, batch_size=2, generator=torch.Generator())
+
+
+def test_a_conditional_generator_needs_labels_and_an_unconditional_one_refuses_them():
+    images = make_images(np.zeros(4, dtype=np.int64), np.random.default_rng(0), 28)
+    with pytest.raises(ValueError, match="needs labels"):
+        run(images, GanConfig(28, 8, 2, "cgan", classes=2), settings(variant="cgan"))
+    with pytest.raises(ValueError, match="takes no labels"):
+        run(images, GanConfig(28, 8, 2, "dcgan"), settings(), labels=np.zeros(4, dtype=int))
+
+
+@pytest.mark.parametrize("variant", ["dcgan", "cgan"])
+def test_ema_decay_0_keeps_the_raw_weights_and_a_decay_averages_them(variant, monkeypatch):
+    """The kept generator is the EMA copy: with decay 0 exactly the weights the last step
+    trained, with a decay an average that differs from them."""
+    last_raw = {}
+
+    class Spy(train_module.EMA):
+        def update(self):
+            super().update()
+            last_raw.update({k: v.clone() for k, v in self.net.state_dict().items()})
+
+    monkeypatch.setattr(train_module, "EMA", Spy)
+    classes = 2 if variant == "cgan" else 0
+    labels = np.array([0, 1] * 4 if classes else [0] * 8, dtype=np.int64)
+    images = make_images(labels, np.random.default_rng(0), 28)
+    cfg = GanConfig(28, 8, 2, variant, classes=classes)
+    for decay, same in ((0.0, True), (0.9, False)):
+        s = settings(variant=variant, ema=decay, epochs=3, eval_every=3)
+        G, _, kept = run(images, cfg, s, labels=labels if classes else None)
+        weights = {k: v for k, v in G.state_dict().items() if v.is_floating_point()}
+        assert kept == 3
+        assert all(torch.equal(v, last_raw[k]) for k, v in weights.items()) is same

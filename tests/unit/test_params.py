@@ -30,7 +30,7 @@ from pneumogan.core.params import (
     stage_slice,
 )
 from pneumogan.core.registry import CLASSIFIERS, GENERATORS
-from pneumogan.generate.nets import Discriminator, GanConfig, build_generator
+from pneumogan.generate.nets import GanConfig
 from stages import check_params
 from tests.conftest import ROOT, tiny_params
 
@@ -246,9 +246,11 @@ def test_the_backbones_are_the_registrys():
 
 def test_gan_variants_all_build():
     for variant in GENERATORS.names():
-        build_generator(GanConfig(28, 784 if variant == "ddpm" else 8, 8, variant))
-    for variant in GENERATORS.names("adversarial"):
-        Discriminator(GanConfig(28, 8, 2, variant))
+        classes = 2 if "conditional" in GENERATORS.get(variant).tags else 0
+        latent = 784 if "diffusion" in GENERATORS.get(variant).tags else 8
+        G, D = GENERATORS.get(variant).build(GanConfig(28, latent, 8, variant, classes=classes))
+        assert G.classes == classes
+        assert (D is None) == ("adversarial" not in GENERATORS.get(variant).tags)
 
 
 def test_missing_named_device_is_a_params_error():

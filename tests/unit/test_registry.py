@@ -19,9 +19,18 @@ def test_the_registries_list_what_the_modules_register():
         "vgg16",
     )
     assert CLASSIFIERS.names("backbone") == ("densenet121", "resnet50", "vgg16")
-    assert GENERATORS.names() == ("dcgan", "sn_hinge", "resnet_sn", "ddpm")
-    assert GENERATORS.names("adversarial") == ("dcgan", "sn_hinge", "resnet_sn")
-    assert GENERATORS.names("hinge") == ("sn_hinge", "resnet_sn")
+    assert GENERATORS.names() == (
+        "dcgan",
+        "sn_hinge",
+        "resnet_sn",
+        "cgan",
+        "progan",
+        "ddpm",
+        "cddpm",
+    )
+    assert GENERATORS.names("adversarial") == ("dcgan", "sn_hinge", "resnet_sn", "cgan", "progan")
+    assert GENERATORS.names("hinge") == ("sn_hinge", "resnet_sn", "cgan")
+    assert GENERATORS.names("conditional") == ("cgan", "progan", "cddpm")
     assert all(entry.title for entry in [*CLASSIFIERS, *GENERATORS])
 
 

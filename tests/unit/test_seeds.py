@@ -43,6 +43,8 @@ def test_spawn_keys_are_never_renumbered():
         "evaluate": 12,
         "carve": 13,
         "eda": 14,
+        "synthesis_probe": 15,
+        "quality_per_class": 16,
     }
 
 
