@@ -2,6 +2,8 @@
 
     uv run python scripts/study.py run       # queue the missing experiments, run them, report
     uv run python scripts/study.py run --seeds 42 --methods none gan   # a part of the grid
+    uv run python scripts/study.py run --caps 10 50   # the cheap cells first
+    uv run python scripts/study.py run --gpu   # on a GPU machine: only the cells marked `gpu`
     uv run python scripts/study.py report    # regenerate the report from stored experiments
     uv run python scripts/study.py push      # share its stored experiments (git + DVC remotes)
     uv run python scripts/study.py pull      # fetch the ones others pushed
@@ -20,6 +22,10 @@ Each finished experiment is also recorded in the study's ledger,
 commit it, and every clone counts those experiments as done and writes the same report, with
 no experiment refs at all. A study too long for one sitting is thus run in parts: `run`,
 commit the ledger, `run` again later (on this or another machine) for the rest.
+
+Cells a study file marks `gpu` (a method and the caps where it is too slow for a CPU) are
+left out of `run` and listed in the report; `run --gpu`, on a machine where torch sees a GPU,
+runs only those.
 
 A study file may pin the pipeline to a commit (`pipeline: <commit>`): experiments then count
 when they ran with that commit's params.yaml and code, so the report stays whole when the
@@ -49,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 from pneumogan.core.errors import ParamsError  # noqa: E402
 from pneumogan.report.markdown import replace_block  # noqa: E402
 from pneumogan.study.render import headline, report  # noqa: E402
-from pneumogan.study.spec import load_study  # noqa: E402
+from pneumogan.study.spec import ALL, load_study  # noqa: E402
 from pneumogan.study.store import (  # noqa: E402
     done,
     dvc,
@@ -197,6 +203,21 @@ def run(args: argparse.Namespace) -> None:
             f"{sorted({*study.methods, *study.cap_methods})}"
         )
     cells = study.cells(seeds, methods)
+    if args.caps:
+        known = {ALL: None, **{str(c): c for c in study.caps}}
+        if not set(args.caps) <= set(known):
+            raise SystemExit(f"error: --caps {args.caps} not all of {list(known)}")
+        kept = {known[cap] for cap in args.caps}
+        cells = [c for c in cells if c.cap in kept]
+    gpu = cuda_available()
+    if args.gpu and not gpu:
+        raise SystemExit("error: --gpu runs the cells that need a GPU, and torch sees none here")
+    if args.gpu:
+        cells = [c for c in cells if study.needs_gpu(c)]
+    elif skipped := [c for c in cells if study.needs_gpu(c)]:
+        cells = [c for c in cells if not study.needs_gpu(c)]
+        where = "a GPU machine runs them with --gpu" if not gpu else "run them with --gpu"
+        print(f"{study.name}: {len(skipped)} cell(s) the study file marks `gpu` left out ({where})")
     finished = done(root, study, cells)
     todo = [c for c in cells if c not in finished]
     waiting = queued_names(root)
@@ -236,15 +257,16 @@ def write_report(args: argparse.Namespace) -> None:
             "run the study first (scripts/study.py run)"
         )
     runs = runs_table(study, experiments)
-    out = args.out or args.root / "reports" / f"{study.name}.md"
+    out = args.out or args.root / "reports" / f"{study.report_name}.md"
     try:
         rel = args.study.relative_to(args.root)
     except ValueError:
         rel = args.study
     study_arg = "" if args.study == default_study(args.root) else f" --study {rel}"
-    report(study, runs, out, f"uv run python scripts/study.py report{study_arg}")
+    left = [c for c in study.cells() if c not in experiments and study.needs_gpu(c)]
+    report(study, runs, out, f"uv run python scripts/study.py report{study_arg}", gpu_left=left)
     print(f"wrote {out} from {len(runs)} experiments")
-    block = f"study-{study.name}"
+    block = f"study-{study.report_name}"
     for page in [args.root / "README.md", *sorted((args.root / "docs").rglob("*.md"))]:
         if page.is_file() and f"<!-- {block}:begin -->" in (text := page.read_text()):
             page.write_text(replace_block(text, block, headline(runs)))
@@ -269,6 +291,12 @@ def share(args: argparse.Namespace) -> None:
     print(f"{study.name}: {len(names)} experiments {verb} {args.remote}")
 
 
+def cuda_available() -> bool:
+    import torch  # only here: the report and share actions need no torch
+
+    return torch.cuda.is_available()
+
+
 def default_study(root: Path) -> Path:
     return root / "studies" / "balancing.yaml"
 
@@ -289,7 +317,17 @@ def main(argv: list[str] | None = None) -> None:
         help="run: experiments at once (default 1; on CPU, torch already uses every core and "
         "two trainings side by side run several times slower each)",
     )
-    p.add_argument("--out", type=Path, help="report: markdown path (reports/<study>.md)")
+    p.add_argument(
+        "--caps",
+        nargs="+",
+        help=f"run: only these of the study's caps ({ALL!r}: all the images)",
+    )
+    p.add_argument(
+        "--gpu",
+        action="store_true",
+        help="run: only the cells the study file marks `gpu` (they are left out otherwise)",
+    )
+    p.add_argument("--out", type=Path, help="report: markdown path (reports/<report>.md)")
     p.add_argument("--remote", default="origin", help="push, pull: the git remote (origin)")
     args = p.parse_args(argv)
     args.root = args.root.resolve()

@@ -175,9 +175,15 @@ def study_block(name: str) -> Callable[[], str]:
     return render
 
 
-def balancing_design() -> str:
-    """What the balancing study runs (studies/balancing.yaml)."""
-    study = yaml_file("studies/balancing.yaml")
+def balancing_design(path: str) -> Callable[[], str]:
+    def render() -> str:
+        return design(yaml_file(path))
+
+    render.__doc__ = f"What the study file {path} runs."
+    return render
+
+
+def design(study: dict) -> str:
     arms = "; ".join(
         f"`{name}` ({', '.join(f'`{k}: {v}`' for k, v in sets.items()) or 'params.yaml as it is'})"
         for name, sets in study["generators"].items()
@@ -188,13 +194,22 @@ def balancing_design() -> str:
     cells = len(study["seeds"]) * (
         len(study["methods"]) + len(study["caps"]) * len(study["cap_methods"])
     )
+    pinned = (
+        f"pinned to pipeline commit `{study['pipeline']}`"
+        if study.get("pipeline")
+        else "run with the checkout's pipeline"
+    )
+    gpu = "; ".join(
+        f"`{m}` at {', '.join(map(str, caps))}" for m, caps in (study.get("gpu") or {}).items()
+    )
     return (
         f"- methods on all the real training images: {methods};\n"
         f"- generator arms (`fuse.method: gan` with these `gan` params): {arms};\n"
         f"- caps on the real normal training images: {caps}, pneumonia kept at its original "
         f"multiple (`split.keep_ratio`), for each of {len(study['cap_methods'])} methods;\n"
-        f"- seeds {seeds}: {cells} experiments in all, pinned to pipeline commit "
-        f"`{study['pipeline']}`.\n"
+        f"- seeds {seeds}: {cells} experiments in all, {pinned}"
+        + (f"; cells marked for a GPU: {gpu}" if gpu else "")
+        + ".\n"
     )
 
 
@@ -203,7 +218,7 @@ def balancing_verdict() -> str:
     from pneumogan.study.spec import PLAIN
     from pneumogan.study.stats import METRICS, paired_differences
 
-    runs = study_runs("balancing")
+    runs = study_runs("balancing_v1")
     wins, losses, total = verdict_counts(runs, paired_differences(runs), PLAIN, METRICS)
     arms = ", ".join(f"`{a}`" for a in sorted(set(runs["method"]) - set(PLAIN)))
     clear = wins + losses
@@ -218,8 +233,9 @@ def balancing_verdict() -> str:
         else f"{losses} losses and {wins} wins for the generator"
     )
     return (
-        f"The balancing study ({len(runs)} experiments: {runs['method'].nunique()} methods at "
-        f"{runs['cap'].nunique()} data sizes, {runs['seed'].nunique()} seeds each) {found}. "
+        f"The balancing study's first round ({len(runs)} experiments: "
+        f"{runs['method'].nunique()} methods at {runs['cap'].nunique()} data sizes, "
+        f"{runs['seed'].nunique()} seeds each) {found}. "
         f"Of the {total} paired comparisons of a generator arm ({arms}) with `oversample`, at "
         f"every data size and in {len(METRICS)} test metrics, {clear} have a 95% interval "
         f"clear of 0, {signs}.\n"
@@ -405,19 +421,21 @@ RENDER: dict[str, Callable[[], str]] = {
     "predict-example": predict_example,
     "study-default": study_block("default"),
     "study-larger": study_block("larger"),
-    "study-balancing": study_block("balancing"),
-    "balancing-design": balancing_design,
+    "study-balancing_v1": study_block("balancing_v1"),
+    "balancing-design": balancing_design("studies/balancing.yaml"),
+    "balancing_v1-design": balancing_design("studies/balancing_v1.yaml"),
     "balancing-verdict": balancing_verdict,
     "balancing-quality": lambda: report_section(
-        "reports/balancing.md", "Synthesis quality per cap"
+        "reports/balancing_v1.md", "Synthesis quality per cap"
     ),
+    "generator-costs": lambda: report_section("reports/generator_costs.md", "Minutes per cell"),
     "recipe-differences": lambda: report_section("reports/recipe.md", "Paired differences"),
     "recipe-tta": lambda: report_section("reports/recipe.md", "Test-time augmentation, paired"),
     "larger-vs-default": paired_table(
         "larger", "default", "five networks (larger)", "one network (default)"
     ),
     "default-vs-previous": paired_table(
-        "default", "balancing", "today's default", "the previous default (balancing study)"
+        "default", "balancing_v1", "today's default", "the previous default (balancing study)"
     ),
     "baselines": baselines,
     "dag": dag,

@@ -64,8 +64,12 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
     device = pick_device(gp.device, "gan.device")
     transform = ImageTransform(size=net.size)
     # One noise stream per purpose: the checkpoint is chosen on noise that synthesis never uses.
+    # As many selection images as the minority class has training images, whatever the
+    # generator learns from: a conditional generator's checks then cost what a minority one's do.
     selection_z = torch.randn(
-        len(real), net.latent_dim, generator=seeds.torch_generator(cfg.seed, "gan_selection_noise")
+        int((labels == minority).sum()),
+        net.latent_dim,
+        generator=seeds.torch_generator(cfg.seed, "gan_selection_noise"),
     )
     fixed_z = torch.randn(
         64, net.latent_dim, generator=seeds.torch_generator(cfg.seed, "gan_fixed_noise")

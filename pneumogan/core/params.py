@@ -242,22 +242,26 @@ class ReferenceParams(Schedule):
 
 class GanParams(Section):
     variant: Annotated[str, OneOf(GENERATORS)] = Field(
-        description="the generator of minority-class images, by its registered name"
+        description="the generator, by its registered name: unconditional ones learn the "
+        "minority class's images, class-conditional ones every image"
     )
     latent_dim: int = Field(
         gt=0,
-        description="length of the generator's noise vector z (ddpm: the noise is an image)",
+        description="length of the generator's noise vector z (diffusion: the noise is an image)",
     )
     width: int = Field(
         gt=0, description="channels of the generator's last hidden layer; doubles per level up"
     )
-    epochs: int = Field(gt=0, description="passes over the minority-class training images")
+    epochs: int = Field(
+        gt=0,
+        description="passes over the images it learns from (the minority class's, or all)",
+    )
     batch_size: int = Field(gt=0, description="images per GAN step")
     lr: float = Field(gt=0, description="Adam learning rate of both networks (DCGAN paper)")
     beta1: float = Field(
         ge=0.0,
         le=1.0,
-        description="Adam β1 of both networks (DCGAN paper; ddpm uses AdamW defaults)",
+        description="Adam β1 of both networks (DCGAN paper; diffusion: AdamW defaults)",
     )
     sample_every: int = Field(
         gt=0,

@@ -1,13 +1,15 @@
-"""GAN networks scaled to every MedMNIST size (28, 64, 128, 224 px), in three variants.
+"""The generators `gan.variant` names, registered here, and the unconditional GAN networks.
 
-`dcgan`: DCGAN (Radford et al., 2016), batch-norm discriminator, trained with the
-non-saturating loss; `sn_hinge`: the same generator, a spectral-norm discriminator without
-batch norm, trained with the hinge loss (Miyato et al., 2018); `resnet_sn`: SNGAN's residual
-networks (Miyato et al., 2018; the architecture behind their 128 px ImageNet results), a
-generator of upsampling residual blocks (nearest-neighbour upsampling and 3×3 convolutions,
-no transposed convolutions, so no checkerboard) and a spectral-norm residual discriminator
-with global sum pooling, trained with the hinge loss. The losses live with the training loop,
-in `pneumogan.generate.train`.
+Unconditional, on the minority class's images: `dcgan`, DCGAN (Radford et al., 2016),
+batch-norm discriminator, non-saturating loss; `sn_hinge`, the same generator with a
+spectral-norm discriminator without batch norm and the hinge loss (Miyato et al., 2018);
+`resnet_sn`, SNGAN's residual networks (Miyato et al., 2018): upsampling residual blocks
+(nearest-neighbour upsampling and 3×3 convolutions, so no checkerboard) and a spectral-norm
+residual discriminator with global sum pooling, hinge loss; `ddpm`, a denoising diffusion
+model (`pneumogan.generate.diffusion`). Class-conditional, on every image with its class:
+`cgan` (`pneumogan.generate.conditional`), `progan` (`pneumogan.generate.progressive`) and
+`cddpm` (`pneumogan.generate.diffusion`). The losses live with the training loop, in
+`pneumogan.generate.train`.
 """
 
 from __future__ import annotations

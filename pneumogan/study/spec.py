@@ -56,6 +56,18 @@ class Study:
     generators: tuple[tuple[str, tuple[str, ...]], ...] = (("gan", ()),)
     # a commit whose params.yaml and pipeline code the experiments ran with; None: this checkout's
     pipeline: str | None = None
+    # the report's name (reports/<report>.md); two study files of one name (one ledger, its
+    # experiments told apart by their pinned pipelines) each keep their own report
+    report: str = ""
+    # cells too slow for a CPU: method -> the caps (None: all the images) that need a GPU
+    gpu: tuple[tuple[str, tuple[int | None, ...]], ...] = ()
+
+    @property
+    def report_name(self) -> str:
+        return self.report or self.name
+
+    def needs_gpu(self, cell: Cell) -> bool:
+        return cell.cap in dict(self.gpu).get(cell.method, ())
 
     def cells(
         self, seeds: tuple[int, ...] | None = None, methods: tuple[str, ...] | None = None
@@ -89,7 +101,7 @@ def load_study(path: Path) -> Study:
     except (OSError, yaml.YAMLError) as err:
         raise ParamsError(f"{path}: cannot read study file: {err}") from None
     keys = {"name", "seeds", "methods", "caps", "cap_methods", "set"}
-    optional = {"generators", "pipeline"}
+    optional = {"generators", "pipeline", "report", "gpu"}
     if not isinstance(raw, dict) or not keys <= set(raw) <= keys | optional:
         got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise ParamsError(
@@ -151,6 +163,21 @@ def load_study(path: Path) -> Study:
         raise ParamsError(
             f"{path}: pipeline = {pipeline!r}: expected a commit id (7 to 40 hex digits) or null"
         )
+    report_name = raw.get("report") or ""
+    if report_name and not re.fullmatch(NAME, str(report_name)):
+        raise ParamsError(f"{path}: report = {report_name!r}: must match {NAME}")
+    gpu_raw = raw.get("gpu") or {}
+    if not isinstance(gpu_raw, dict) or not all(
+        m in known
+        and isinstance(caps, list)
+        and all(c == ALL or (isinstance(c, int) and not isinstance(c, bool)) for c in caps)
+        for m, caps in gpu_raw.items()
+    ):
+        raise ParamsError(
+            f"{path}: gpu = {gpu_raw!r}: expected a mapping of method: [caps], a cap an "
+            f"integer or {ALL!r}, a method one of {list(known)}"
+        )
+    gpu = tuple((m, tuple(None if c == ALL else c for c in caps)) for m, caps in gpu_raw.items())
     study = Study(
         name=name,
         seeds=ints("seeds", 0),
@@ -160,6 +187,8 @@ def load_study(path: Path) -> Study:
         set=extra,
         generators=generators,
         pipeline=pipeline,
+        report=report_name,
+        gpu=gpu,
     )
     if not study.seeds or not (study.methods or study.caps):
         raise ParamsError(f"{path}: a study needs seeds and methods or caps")

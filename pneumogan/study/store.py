@@ -324,6 +324,16 @@ def runs_table(study: Study, experiments: dict[Cell, Experiment]) -> pd.DataFram
                 "threshold": ev.get("threshold"),
                 "gan_fid": _get(gan, "synthetic.fid"),
                 "gan_copies": _get(gan, "memorisation.share_synthetic"),
+                "gan_agreement": _get(gan, "class_agreement.synthetic"),
+                "gan_agreement_real": _get(gan, "class_agreement.real_heldout"),
+                **{
+                    f"gan_{k}_{name}": _get(gan, f"per_class.{name}.{path}")
+                    for name in LABELS.values()
+                    for k, path in (
+                        ("agreement", "class_agreement.synthetic"),
+                        ("fid_heldout", "synthetic_vs_heldout.fid"),
+                    )
+                },
                 "test_images": ev.get("n"),
                 "auc": ev.get("auc"),
                 "accuracy": ev.get("accuracy"),

@@ -83,11 +83,52 @@ def test_grid_names_and_overrides(tmp_path):
         ({"cap_methods": []}, "caps given but no cap_methods"),
         ({"pipeline": "main"}, "pipeline = 'main': expected a commit id"),
         ({"pipeline": 1234567}, "pipeline = 1234567: expected a commit id"),
+        ({"report": "a b"}, "report = 'a b': must match"),
+        ({"gpu": {"smote": ["all"]}}, "gpu = .*a method one of"),
+        ({"gpu": {"gan": [1.5]}}, "gpu = .*a cap an integer or 'all'"),
+        ({"gpu": ["gan"]}, "gpu = .*expected a mapping"),
     ],
 )
 def test_bad_study_files_fail_clearly(tmp_path, changes, message):
     with pytest.raises(ParamsError, match=message):
         load_study(write_study(tmp_path, **changes))
+
+
+def test_a_study_file_marks_its_gpu_cells_and_names_its_report(tmp_path):
+    study = load_study(write_study(tmp_path, gpu={"gan": [10, "all"]}, report="s_v2"))
+    assert study.report_name == "s_v2" and load_study(write_study(tmp_path)).report_name == "s"
+    marked = [c for c in study.cells() if study.needs_gpu(c)]
+    assert marked == [
+        Cell("gan", None, 1),
+        Cell("gan", 10, 1),
+        Cell("gan", None, 2),
+        Cell("gan", 10, 2),
+    ]
+    out = tmp_path / "r.md"
+    report(study, fake_runs(), out, "cmd", gpu_left=marked[:2])
+    text = out.read_text()
+    assert "## Cells left for a GPU" in text and "2 cells the study file marks `gpu`" in text
+    assert ["gan", "all", "1"] in table_rows(text) and ["gan", "10", "1"] in table_rows(text)
+    assert "## Cells left for a GPU" not in _report_text(tmp_path, study)
+
+
+def _report_text(tmp_path, study) -> str:
+    out = tmp_path / "plain.md"
+    report(study, fake_runs(), out, "cmd")
+    return out.read_text()
+
+
+def test_run_gpu_refuses_where_torch_sees_no_gpu(tmp_path, monkeypatch):
+    import importlib.util
+
+    repo, _ = _git_pipeline(tmp_path)
+    path = write_study(tmp_path, gpu={"gan": ["all"]})
+    spec = importlib.util.spec_from_file_location("study_script", ROOT / "scripts/study.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "cuda_available", lambda: False)
+    with pytest.raises(SystemExit, match="--gpu runs the cells that need a GPU"):
+        script.main(["run", "--gpu", "--study", str(path), "--root", str(repo)])
 
 
 def fake_runs(diff: float = 0.02) -> pd.DataFrame:
@@ -114,6 +155,13 @@ def fake_runs(diff: float = 0.02) -> pd.DataFrame:
                         "threshold": 0.5,
                         "gan_fid": 1.0 + seed,
                         "gan_copies": 0.01,
+                        "gan_agreement": 0.9,
+                        "gan_agreement_real": 0.95,
+                        **{
+                            f"gan_{k}_{name}": float("nan")
+                            for name in ("normal", "pneumonia")
+                            for k in ("agreement", "fid_heldout")
+                        },
                         "test_images": 624,
                         **{k: base + delta for k in METRICS},
                     }
@@ -464,12 +512,13 @@ def test_generator_arms_run_as_gan_with_their_own_params_and_are_compared(tmp_pa
     assert row(head, "oversample − none", "10", "3")[3] == "+0.000 (0/3)"
 
 
-@pytest.mark.parametrize("name", ["balancing", "default", "larger"])
-def test_committed_report_is_what_the_committed_ledger_gives(tmp_path, name):
-    """reports/<study>.md, its figures and runs table, and README's summary block are what
+@pytest.mark.parametrize("file", ["balancing", "balancing_v1", "default", "larger"])
+def test_committed_report_is_what_the_committed_ledger_gives(tmp_path, file):
+    """reports/<report>.md, its figures and runs table, and README's summary block are what
     `scripts/study.py report` makes from the committed ledger alone, byte for byte: a clone
     with no experiment refs regenerates them."""
-    study = load_study(ROOT / f"studies/{name}.yaml")
+    study = load_study(ROOT / f"studies/{file}.yaml")
+    name = study.report_name
     ledger = read_ledger(ROOT, study.name)
     assert ledger, f"studies/results/{name}.jsonl is missing or empty"
     try:
@@ -478,13 +527,14 @@ def test_committed_report_is_what_the_committed_ledger_gives(tmp_path, name):
         pytest.skip(str(err))
     if not found:
         pytest.skip(
-            f"the ledger's {len(ledger)} experiments ran with other pipeline code or params "
-            "than this checkout's: rerun the study (scripts/study.py run) and commit its report"
+            f"none of the ledger's {len(ledger)} experiments ran with the pipeline of "
+            f"studies/{file}.yaml: run the study (scripts/study.py run) and commit its report"
         )
     runs = runs_table(study, found)
     out = tmp_path / f"{name}.md"
-    flag = "" if name == "balancing" else f" --study studies/{name}.yaml"
-    report(study, runs, out, f"uv run python scripts/study.py report{flag}")
+    flag = "" if file == "balancing" else f" --study studies/{file}.yaml"
+    left = [c for c in study.cells() if c not in found and study.needs_gpu(c)]
+    report(study, runs, out, f"uv run python scripts/study.py report{flag}", gpu_left=left)
     committed = ROOT / "reports"
     assert out.read_text() == (committed / f"{name}.md").read_text()
     made = sorted(f.name for f in (tmp_path / name).iterdir())
