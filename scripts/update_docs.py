@@ -421,7 +421,11 @@ RENDER: dict[str, Callable[[], str]] = {
     "predict-example": predict_example,
     "study-default": study_block("default"),
     "study-larger": study_block("larger"),
+    "study-balancing": study_block("balancing"),
     "study-balancing_v1": study_block("balancing_v1"),
+    "balancing-per-class": lambda: report_section(
+        "reports/balancing.md", "Does the generator draw the class it is asked for?"
+    ),
     "balancing-design": balancing_design("studies/balancing.yaml"),
     "balancing_v1-design": balancing_design("studies/balancing_v1.yaml"),
     "balancing-verdict": balancing_verdict,

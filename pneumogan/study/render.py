@@ -325,7 +325,8 @@ def headline(runs: pd.DataFrame) -> str:
     runs = runs.sort_values(["seed", "cap", "method"], key=sort_key)
     summary, diffs = summarise(runs), paired_differences(runs)
     shown = ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"]
-    lines = method_table(summary, ALL, shown, first="all real images")
+    has_all = bool((runs["cap"] == ALL).any())  # a study run cap by cap may not have it yet
+    lines = method_table(summary, ALL, shown, first="all real images") if has_all else []
     compared = pairs(runs["method"])  # against oversampling where it ran, else against none
     wanted = [p for p in compared if p[1] == "oversample" and p[0] not in PLAIN]
     wanted += [p for p in compared if p == ("oversample", "none")]
@@ -343,4 +344,4 @@ def headline(runs: pd.DataFrame) -> str:
     if rows:
         header = ["a − b", "real normal images", "n", "AUC", "balanced accuracy"]
         lines += ["", table(header, rows, ["left"] + ["right"] * 4)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).strip("\n") + "\n"

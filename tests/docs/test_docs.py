@@ -172,6 +172,24 @@ def test_balancing_page_claims_hold():
     assert ((weighted["low"] <= 0) & (weighted["high"] >= 0)).all()
 
 
+def test_the_second_rounds_smallest_cap_reads_as_the_page_says():
+    """docs/studies/balancing.md on the second round at the smallest cap: DCGAN's AUC loss
+    against oversampling is clear; no conditional arm's AUC interval is clear of 0, cgan's and
+    progan's lean to the generator, cddpm's to oversampling."""
+    from pneumogan.study.spec import ALL
+    from pneumogan.study.stats import paired_differences
+
+    runs = docs.study_runs("balancing")
+    d = paired_differences(runs)
+    smallest = min(c for c in runs["cap"] if c != ALL)
+    auc = d[(d["metric"] == "auc") & (d["b"] == "oversample") & (d["cap"] == smallest)]
+    by = auc.set_index("a")
+    assert by.loc["gan", "high"] < 0
+    for arm, sign in (("cgan", 1), ("progan", 1), ("cddpm", -1)):
+        assert by.loc[arm, "low"] <= 0 <= by.loc[arm, "high"], arm
+        assert sign * by.loc[arm, "mean"] > 0, arm
+
+
 def test_the_recipe_search_bought_nothing_clear_on_test():
     """docs/studies/default.md: every interval of today's default against the previous one
     crosses 0."""
