@@ -7,7 +7,7 @@ experiments' own params and metrics, never typed here, so a study that sets `gan
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -242,25 +242,29 @@ def report(
             "images a small FID can mean the generator reproduces them: read it with the copies.",
             "",
         ]
-        rows = []
-        for cap in cap_order(gan_runs["cap"]):
-            for method in method_order(gan_runs["method"]):
-                g = gan_runs[(gan_runs["cap"] == cap) & (gan_runs["method"] == method)]
-                if g.empty:
-                    continue
-                rows.append(
-                    [
-                        str(cap),
-                        method,
-                        str(int(g["synthetic"].mean())),
-                        _fmt(g["gan_fid"].mean(), g["gan_fid"].std()),
-                        f"{g['gan_copies'].mean():.1%}",
-                    ]
-                )
+        rows = [
+            [
+                str(cap),
+                method,
+                str(int(g["synthetic"].mean())),
+                _fmt(g["gan_fid"].mean(), g["gan_fid"].std()),
+                f"{g['gan_copies'].mean():.1%}",
+            ]
+            for cap, method, g in _arm_groups(gan_runs)
+        ]
         header = ["cap", "method", "synthetic images added", "FID", "likely copies"]
         lines += [table(header, rows, ["left", "left", "right", "right", "right"]), ""]
     lines += _per_class(gan_runs) + _gpu_left(study, gpu_left)
     write_text(out, "\n".join(lines))
+
+
+def _arm_groups(gan_runs: pd.DataFrame) -> Iterator[tuple[object, str, pd.DataFrame]]:
+    """(cap, method, its runs) of every generator arm at every cap, in report order."""
+    for cap in cap_order(gan_runs["cap"]):
+        for method in method_order(gan_runs["method"]):
+            g = gan_runs[(gan_runs["cap"] == cap) & (gan_runs["method"] == method)]
+            if not g.empty:
+                yield cap, method, g
 
 
 def _per_class(gan_runs: pd.DataFrame) -> list[str]:
@@ -279,19 +283,15 @@ def _per_class(gan_runs: pd.DataFrame) -> list[str]:
         "",
     ]
     rows = []
-    for cap in cap_order(gan_runs["cap"]):
-        for method in method_order(gan_runs["method"]):
-            g = gan_runs[(gan_runs["cap"] == cap) & (gan_runs["method"] == method)]
-            if g.empty:
-                continue
-            cells = [f"{g['gan_agreement'].mean():.0%} ({g['gan_agreement_real'].mean():.0%})"]
-            for name in names:
-                agree, fid = g[f"gan_agreement_{name}"], g[f"gan_fid_heldout_{name}"]
-                cells += [
-                    "" if agree.isna().all() else f"{agree.mean():.0%}",
-                    "" if fid.isna().all() else _fmt(fid.mean(), fid.std()),
-                ]
-            rows.append([str(cap), method, *cells])
+    for cap, method, g in _arm_groups(gan_runs):
+        cells = [f"{g['gan_agreement'].mean():.0%} ({g['gan_agreement_real'].mean():.0%})"]
+        for name in names:
+            agree, fid = g[f"gan_agreement_{name}"], g[f"gan_fid_heldout_{name}"]
+            cells += [
+                "" if agree.isna().all() else f"{agree.mean():.0%}",
+                "" if fid.isna().all() else _fmt(fid.mean(), fid.std()),
+            ]
+        rows.append([str(cap), method, *cells])
     header = ["cap", "method", "minority drawn as minority (real)"]
     for name in names:
         header += [f"{name} drawn as {name}", f"{name} FID to held-out {name}"]
