@@ -126,6 +126,7 @@ def test_one_bad_file_does_not_sink_the_batch(tmp_path, model_file, capsys):
     assert cli.run([*argv, "--json", str(out)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
+        cli.NOTE,
         f"error: {huge}: 20000 x 20000 pixels (400 megapixels), more than the 50 megapixels "
         "read at most; downscale it, or raise --max-pixels if you trust the file",
         "1 of 3 files failed",
@@ -202,3 +203,26 @@ def test_nothing_to_run_exits_2(tmp_path, model_file, metrics_file, capsys):
     Image.fromarray(images(1)[0]).save(tmp_path / "a.png")
     assert cli.run(["predict", str(tmp_path), "--model", str(tmp_path / "nope.safetensors")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_the_research_use_note_once_per_run_on_stderr(tmp_path, model_file, capsys):
+    """One line on stderr per `predict` run that predicts, whatever the number of files or
+    failures; never on stdout (the table), nor on a run that stops before predicting."""
+    x = images(3)
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(tmp_path / f"img_{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"garbage")
+    argv = ["predict", str(tmp_path), "--model", str(model_file), "--threshold", "0.5"]
+    assert cli.run(argv) == 1
+    out, err = capsys.readouterr()
+    assert cli.NOTE == "Research use only — not for diagnosis."
+    assert err.splitlines().count(cli.NOTE) == 1 and err.splitlines()[0] == cli.NOTE
+    assert "diagnosis" not in out and out.splitlines()[0] == "threshold 0.5 (--threshold)"
+    (tmp_path / "broken.png").unlink()
+    assert cli.run(argv) == 0
+    assert capsys.readouterr().err == cli.NOTE + "\n"
+    (tmp_path / "empty").mkdir()
+    assert cli.run([*argv[:1], str(tmp_path / "empty"), *argv[2:]]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: no PNG, JPEG or DICOM images in {tmp_path / 'empty'}"
+    ]
