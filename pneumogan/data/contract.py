@@ -60,9 +60,20 @@ def _array(npz, key: str, path: Path) -> np.ndarray:
             raise
         raise DataError(
             f"{path}: array {key!r} is a pickled object array, which is never loaded (unpickling "
-            "can run code). Save it as a plain numeric array: images one uint8 N x H x W array "
-            "(np.stack the images, all of one size), labels integers 0 and 1"
+            f"can run code). {_plain_fix(key)}"
         ) from None
+
+
+def _plain_fix(key: str) -> str:
+    """How to save the array `key` without pickling, from what the key holds."""
+    if key == "source_index":
+        return "Save it as a plain integer array: np.array(values, dtype=np.int64)"
+    if key.endswith(("_patients", "_files")) or key.startswith("source_"):  # ids and paths
+        return "Save it as a plain string array: np.array(values, dtype=str)"
+    return (
+        "Save it as a plain numeric array: images one uint8 N x H x W array (np.stack the "
+        "images, all of one size), labels integers 0 and 1"
+    )
 
 
 def _image_dtype_fix(images: np.ndarray) -> str:

@@ -78,8 +78,14 @@ def _class_dirs(root: Path, parent: Path, classes: tuple[str, str]) -> list[Path
     found = _folders(parent)
     missing = [c for c in classes if c not in found]
     if missing:
-        # data.path one level too high (the folder holding chest_xray/) is a common slip
-        below = [root / f for f in _folders(root) if _is_root(root / f, classes)]
+        # data.path one level too high (the folder holding chest_xray/) is a common slip; only
+        # when the root itself lacks the classes, and never naming a split folder: a misnamed
+        # class folder in train/ is fixed by renaming it, not by pointing data.path at test/
+        below = [
+            root / f
+            for f in (_folders(root) if parent == root else [])
+            if f not in SPLITS and _is_root(root / f, classes)
+        ]
         if below:
             fix = f"Set data.path to {str(below[0])!r}, which holds them"
         elif found:

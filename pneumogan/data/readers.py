@@ -201,7 +201,13 @@ def read_dicom(path: Path, max_pixels: int = MAX_PIXELS, limit_flag: str = "") -
         ) from None
     if "PixelData" not in ds:
         raise ReadError(f"{path}: a DICOM file without pixel data; export the image itself")
-    check_size(path, cols, rows * frames, max_pixels, limit_flag)
+    if frames > 1:  # refused from the header: neither a size to downscale nor frames to decode
+        raise ReadError(
+            f"{path}: a DICOM of {frames} frames ({cols} x {rows} pixels each); only "
+            "single-frame grayscale (MONOCHROME1 or MONOCHROME2) images are supported: export "
+            "one grayscale frame"
+        )
+    check_size(path, cols, rows, max_pixels, limit_flag)
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:
         stored = ds.pixel_array

@@ -209,10 +209,34 @@ def result_line(name: str, p: float, label: str) -> str:
     return f"{name} — P(normal) {prob(1.0 - p)} · P(pneumonia) {prob(p)} · {label}"
 
 
+def _ordered(shown_p: str, shown_t: float, below: bool) -> bool:
+    """Whether P(pneumonia) as shown ('0.358', '< 0.001', '> 0.999') reads as below (or, not
+    `below`, above) the threshold as shown: never equal to it, never on its other side."""
+    bound, side = float(shown_p.lstrip("<> ")), shown_p[0]
+    if below:
+        return side != ">" and (bound <= shown_t if side == "<" else bound < shown_t)
+    return side != "<" and (bound >= shown_t if side == ">" else bound > shown_t)
+
+
+def call_pair(p: float, threshold: float) -> tuple[str, str]:
+    """P(pneumonia) and the threshold printed side by side: prob() and thr(), with decimals
+    added to both until the printed numbers differ as the values do (three digits each once
+    gave 'P(pneumonia) 0.358, below the threshold 0.358')."""
+    shown = prob(p), thr(threshold)
+    if p == threshold or _ordered(shown[0], float(shown[1]), p < threshold):
+        return shown
+    for decimals in range(4, 18):  # one grid for both: rounding keeps their order
+        shown = f"{p:.{decimals}f}", f"{threshold:.{decimals}f}"
+        if shown[0] != shown[1]:
+            return shown
+    return repr(p), repr(threshold)
+
+
 def call_text(p: float, threshold: float, label: str) -> str:
     """The call in words: where P(pneumonia) lies against the threshold."""
     side = "at or above" if p >= threshold else "below"
-    return f"P(pneumonia) {prob(p)}, {side} the threshold {thr(threshold)}: {label}"
+    shown_p, shown_threshold = call_pair(p, threshold)
+    return f"P(pneumonia) {shown_p}, {side} the threshold {shown_threshold}: {label}"
 
 
 def bar_html(p: float, threshold: float, label: str) -> str:

@@ -87,10 +87,28 @@ def test_probabilities_show_three_decimals_never_a_certainty():
     line = app.result_line("a_b.png", 0.98765432, "pneumonia")
     assert line == "a_b.png — P(normal) 0.012 · P(pneumonia) 0.988 · pneumonia"
     assert app.thr(0.358448) == "0.358" and app.thr(0.5) == "0.5"
-    # the words settle a probability that rounds to the threshold
-    assert app.call_text(0.35831, 0.358448, "normal") == (
-        "P(pneumonia) 0.358, below the threshold 0.358: normal"
-    )
+
+
+@pytest.mark.parametrize(
+    ("p", "threshold", "shown"),
+    [
+        (0.8, 0.358448, "0.800, at or above the threshold 0.358"),
+        (0.5, 0.5, "0.500, at or above the threshold 0.5"),  # equal values may print equal
+        (0.35831, 0.358448, "0.3583, below the threshold 0.3584"),
+        (0.358448, 0.35831, "0.3584, at or above the threshold 0.3583"),
+        (0.4996, 0.5, "0.4996, below the threshold 0.5000"),  # not "0.500 below 0.5"
+        (0.03554, 0.0356, "0.0355, below the threshold 0.0356"),  # not "0.036 below 0.0356"
+        (0.5 - 1e-12, 0.5, "0.499999999999, below the threshold 0.500000000000"),
+        (0.0004, 0.002, "< 0.001, below the threshold 0.002"),
+        (0.0004, 0.0003, "0.0004, at or above the threshold 0.0003"),  # not "< 0.001"
+        (0.9996, 0.9995, "0.9996, at or above the threshold 0.9995"),  # not "> 0.999 ... 1"
+        (0.9996, 0.99, "> 0.999, at or above the threshold 0.99"),
+        (0.9996, 0.9997, "0.9996, below the threshold 0.9997"),  # not "> 0.999 below 1"
+    ],
+)
+def test_a_probability_never_prints_equal_to_a_threshold_it_differs_from(p, threshold, shown):
+    """Before: 'P(pneumonia) 0.358, below the threshold 0.358' (three digits each)."""
+    assert app.call_text(p, threshold, "x") == f"P(pneumonia) {shown}: x"
 
 
 def test_the_bar_marks_the_threshold():

@@ -234,6 +234,38 @@ def test_an_unreadable_split_file_is_named_with_its_problem_and_a_fix(
     assert msg.startswith(f"{path}: ") and problem in msg and msg.endswith(fix), msg
 
 
+NUMERIC_FIX = (
+    "Save it as a plain numeric array: images one uint8 N x H x W array (np.stack the images, "
+    "all of one size), labels integers 0 and 1"
+)
+
+
+STRING_FIX = "Save it as a plain string array: np.array(values, dtype=str)"
+PICKLED_KEYS = [
+    ("train_patients", STRING_FIX),
+    ("val_files", STRING_FIX),
+    ("source_file", STRING_FIX),
+    ("source_split", STRING_FIX),
+    ("source_index", "Save it as a plain integer array: np.array(values, dtype=np.int64)"),
+    ("images", NUMERIC_FIX),
+    ("test_labels", NUMERIC_FIX),
+]
+
+
+@pytest.mark.parametrize(("key", "fix"), PICKLED_KEYS, ids=[k for k, _ in PICKLED_KEYS])
+def test_a_pickled_array_gets_the_fix_for_what_its_key_holds(tmp_path, key, fix):
+    """Before: patient ids and file paths were told to be 'labels integers 0 and 1'."""
+    values = np.empty(2, dtype=object)
+    values[0], values[1] = "person1_virus_6.jpeg", 7
+    np.savez(tmp_path / "x.npz", **{key: values})
+    with pytest.raises(DataError) as err:
+        read_arrays(tmp_path / "x.npz")
+    assert str(err.value) == (
+        f"{tmp_path / 'x.npz'}: array {key!r} is a pickled object array, which is never loaded "
+        f"(unpickling can run code). {fix}"
+    )
+
+
 def test_a_pickled_medmnist_copy_is_called_pickled_and_download_writes_nothing(
     tmp_path, monkeypatch
 ):

@@ -152,6 +152,38 @@ def test_a_dicom_past_the_pixel_limit_is_refused_before_decoding(tmp_path):
     assert read_image(path, max_pixels=1200).shape == (30, 40)
 
 
+def write_frames(path, frames, rows, cols):
+    """A multi-frame MONOCHROME2 DICOM: `frames` frames of rows x cols."""
+    write_dicom(path, np.zeros((rows, cols), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = frames
+    ds.PixelData = np.zeros((frames, rows, cols), np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize(("frames", "max_pixels"), [(3, None), (300, 1000)])
+def test_a_multi_frame_dicom_is_refused_before_the_size_check_and_decoding(
+    tmp_path, monkeypatch, frames, max_pixels
+):
+    """Before: 300 frames of 16 x 16 were '16 x 4800 pixels ... downscale it', and 3 frames
+    were all decoded before being refused."""
+    path = write_frames(tmp_path / "cine.dcm", frames, 16, 16)
+
+    def decoded(self):
+        raise AssertionError("pixel data decoded")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(decoded))
+    kw = {} if max_pixels is None else {"max_pixels": max_pixels, "limit_flag": "--max-pixels"}
+    with pytest.raises(ReadError) as err:
+        read_image(path, **kw)
+    assert str(err.value) == (
+        f"{path}: a DICOM of {frames} frames (16 x 16 pixels each); only single-frame "
+        "grayscale (MONOCHROME1 or MONOCHROME2) images are supported: export one grayscale "
+        "frame"
+    )
+
+
 def test_a_dicom_without_pixel_data_says_so(tmp_path):
     path = write_dicom(tmp_path / "meta.dcm", np.zeros((2, 2), np.uint16))
     ds = pydicom.dcmread(path)

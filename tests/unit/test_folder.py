@@ -125,6 +125,22 @@ def test_missing_class_folder_names_what_was_found(tmp_path):
         read(tmp_path / "nowhere")
 
 
+def test_a_misnamed_class_folder_in_a_split_never_points_data_path_at_another_split(tmp_path):
+    """Before: train/Pneumonia (a typo) said 'Set data.path to .../test, which holds them'."""
+    root = tmp_path / "t"
+    for split in SPLITS:
+        for cls in CLASSES:
+            (root / split / cls).mkdir(parents=True)
+    (root / "train/PNEUMONIA").rename(root / "train/Pneumonia")
+    with pytest.raises(DataError) as err:
+        read(root)
+    assert str(err.value) == (
+        f"{root / 'train'}: no class folder PNEUMONIA (found: ['NORMAL', 'Pneumonia']). "
+        "Name the class folders in data.classes (label 0, then label 1; now ['NORMAL', "
+        "'PNEUMONIA'])"
+    )
+
+
 LAYOUT = "NORMAL/ and PNEUMONIA/ folders (or train/, val/ and test/ folders, each holding those)"
 
 
