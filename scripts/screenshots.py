@@ -85,7 +85,7 @@ def shoot(port: int, files: list[Path], chromium: str) -> bytes:
             results = page.locator('[data-testid="stText"]').filter(has_text="P(pneumonia)")
             expect(results).to_have_count(len(files), timeout=30_000)
             page.get_by_text("Grad-CAM heatmap", exact=True).click()
-            cams = page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM")
+            cams = page.locator(".pg-colourbar")  # one colour bar under each Grad-CAM map
             expect(cams).to_have_count(len(files), timeout=30_000)
             page.wait_for_load_state("networkidle")
             expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=30_000)

@@ -38,6 +38,19 @@ GENERATED_ELSEWHERE = {"docs/params.md"}  # written whole by scripts/params_doc.
 PREDICT_EXAMPLE = (0, 1, 100, 623)  # test images shown in the `pneumogan predict` example
 
 
+def captured(name: str, fence: str | None = "text") -> Callable[[], str]:
+    """What a command printed in a real run, as scripts/review_example.py recorded it."""
+
+    def render() -> str:
+        path = ROOT / "reports" / "review" / f"{name}.txt"
+        if not path.is_file():
+            sys.exit(f"{path.relative_to(ROOT)} is missing: run scripts/review_example.py")
+        text = path.read_text().rstrip("\n") + "\n"
+        return f"```{fence}\n{text}```\n" if fence else text
+
+    return render
+
+
 def pages(root: Path = ROOT) -> list[Path]:
     """README.md and every docs page this script renders blocks in."""
     docs = sorted((root / "docs").rglob("*.md"))
@@ -140,10 +153,10 @@ def predict_example() -> str:
     from pneumogan.serve.cli import table
 
     with (ROOT / "metrics/eval/predictions.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        rows = {int(r["index"]): r for r in csv.DictReader(f) if r["split"] == "test"}
     threshold = json_file("metrics/eval.json")["threshold"]
     shown = []
-    for i in PREDICT_EXAMPLE:
+    for i in PREDICT_EXAMPLE:  # the npz's test image i
         p = float(rows[i]["probability"])
         shown.append(
             {
@@ -415,6 +428,9 @@ def stage_io() -> str:
 
 RENDER: dict[str, Callable[[], str]] = {
     "results": results,
+    "review-metrics-diff": captured("metrics_diff"),
+    "review-exp-show": captured("exp_show", fence=None),
+    "review-table": captured("review"),
     "evaluate-log": evaluate_log,
     "split-counts": split_counts,
     "export-parity": export_parity,

@@ -16,7 +16,7 @@ from pneumogan.classify.predictor import predict_proba
 from pneumogan.core import seeds, stage, tracking
 from pneumogan.core.files import write_json, write_table
 from pneumogan.core.params import StageParams, flatten, load_slice
-from pneumogan.data.contract import load_split
+from pneumogan.data.contract import load_sources, load_split
 from pneumogan.evaluate import metrics
 from pneumogan.report import figures
 from pneumogan.serve import mlflow_model
@@ -47,18 +47,29 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         write_table(out / "reliability.csv", reliability)
         write_table(out / "roc.csv", metrics.roc_table(labels, prob))
         write_table(out / "pr.csv", metrics.pr_table(labels, prob))
-        write_table(out / "predictions.csv", metrics.predictions_table(labels, prob, ep.threshold))
+        write_table(
+            out / "predictions.csv",
+            metrics.predictions_table(labels, prob, ep.threshold, load_sources(args.test)),
+        )
         figures.reliability_figure(out / "reliability.png", reliability, scores["ece"])
         figures.error_grid(out / "errors.png", images, labels, prob, ep.threshold, ep.error_grid)
         figures.evaluation_figure(out / "evaluation.png", labels, prob, ep.threshold)
         write_json(args.metrics, scores)
+        write_json(args.headline, metrics.headline(scores))
         run.log_metrics(flatten(scores))
         run.log_artifact(out, "plots")
         run.log_artifact(args.metrics)
-        model = mlflow_model.log_classifier(args.model, images[:2], ep.register_as)
+        model = mlflow_model.log_classifier(args.model, images[:2])
         log.info(metrics.summary_line(scores, ep.ci_level))
-        if ep.register_as:
-            log.info("MLflow model %s, version %s", ep.register_as, model.registered_model_version)
+        published = mlflow_model.publish(
+            model,
+            auc=scores["auc"],
+            name=ep.register_as,
+            min_auc=ep.register_min_auc,
+            alias=ep.champion_alias,
+            study=cfg.pipeline().get("study"),
+        )
+        log.info(published)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -66,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--model", type=Path, required=True, help="classifier checkpoint")
     p.add_argument("--val", type=Path, required=True, help="real validation split")
     p.add_argument("--test", type=Path, required=True, help="real test split")
-    p.add_argument("--metrics", type=Path, required=True, help="test metrics (json)")
+    p.add_argument("--metrics", type=Path, required=True, help="every test figure (json)")
+    p.add_argument(
+        "--headline", type=Path, required=True, help="the figures a reviewer reads first (json)"
+    )
     p.add_argument("--plots", type=Path, required=True, help="directory for plot files")
     args = p.parse_args(argv)
     run(args, load_slice(args.params, "evaluate"))

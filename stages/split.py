@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 log.warning("%s share %d %s (as the source splits them)", pair, n, what)
         counts = {}
         for name, (images, labels) in splits.items():
-            save_split(tmp / f"{name}.npz", images, labels)
+            save_split(tmp / f"{name}.npz", images, labels, sources=info.sources[name])
             normal, pneumonia = class_counts(labels).tolist()
             counts[name] = {"normal": normal, "pneumonia": pneumonia, "total": len(labels)}
             log.info(

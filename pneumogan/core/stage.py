@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,10 +25,15 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[Sequence[str] | None], None]) -> None:
-    """Run a stage's main; expected failures print one clear message and exit with status 2."""
+    """Run a stage's main; expected failures print one clear message and exit with status 2,
+    Ctrl-C prints one line and exits with status 130 (128 + SIGINT), as a shell reports it."""
     setup_logging()
     try:
         main(sys.argv[1:])
     except (ParamsError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        name = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
+        print(f"interrupted: stage {name} stopped (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)

@@ -9,9 +9,10 @@ when it has no suffix and is DICOM; hidden files and other files are ignored (an
 Every image is read to grayscale uint8 (`readers.read_image`), made square (`data.fit`: crop
 its centre or pad it with black) and resized to `data.image_size`. Files that cannot be read
 are reported with the reason; past `data.max_unreadable` (a fraction of the images) the
-download fails. The patient of an image is the first group of `data.patient_pattern` found in
-its file name without the suffix (the whole match when the pattern has no group); a name it
-does not match is a patient of its own.
+download fails. A data.path that is missing or empty, or a class folder without images, fails
+before anything is read, naming the folder and what to do. The patient of an image is the
+first group of `data.patient_pattern` found in its file name without the suffix (the whole
+match when the pattern has no group); a name it does not match is a patient of its own.
 
 Nothing here records where the tree is on this machine: file paths are relative to its root.
 """
@@ -61,32 +62,72 @@ def _is_image(path: Path) -> bool:
     return path.suffix == "" and is_dicom(path)
 
 
-def _class_dirs(parent: Path, classes: tuple[str, str], where: str) -> list[Path]:
-    found = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+LAYOUT = "{0}/ and {1}/ folders (or train/, val/ and test/ folders, each holding those)"
+
+
+def _folders(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _is_root(folder: Path, classes: tuple[str, str]) -> bool:
+    """Whether a folder is laid out as a tree's root: split folders, or the class folders."""
+    return any((folder / s).is_dir() for s in SPLITS) or all((folder / c).is_dir() for c in classes)
+
+
+def _class_dirs(root: Path, parent: Path, classes: tuple[str, str]) -> list[Path]:
+    found = _folders(parent)
     missing = [c for c in classes if c not in found]
     if missing:
+        # data.path one level too high (the folder holding chest_xray/) is a common slip; only
+        # when the root itself lacks the classes, and never naming a split folder: a misnamed
+        # class folder in train/ is fixed by renaming it, not by pointing data.path at test/
+        below = [
+            root / f
+            for f in (_folders(root) if parent == root else [])
+            if f not in SPLITS and _is_root(root / f, classes)
+        ]
+        if below:
+            fix = f"Set data.path to {str(below[0])!r}, which holds them"
+        elif found:
+            now = list(classes)
+            fix = f"Name the class folders in data.classes (label 0, then label 1; now {now})"
+        else:
+            fix = f"Sort the images into {LAYOUT.format(*classes)}"
         raise DataError(
-            f"{where}: no class folder {' or '.join(missing)} (found: {found or 'no folders'}). "
-            f"Name the class folders in data.classes (label 0, then label 1; now {list(classes)})"
+            f"{parent}: no class folder {' or '.join(missing)} (found: {found or 'no folders'}). "
+            + fix
         )
     return [parent / c for c in classes]
+
+
+def check_root(root: Path, classes: tuple[str, str]) -> None:
+    """Raise DataError naming the folder and the fix when data.path is not a folder or is empty."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "a file, not a folder" if root.exists() else "no such folder"
+        raise DataError(
+            f"data.path = {str(root)!r}: {what}. Point data.path at the folder holding your "
+            f"X-rays in {LAYOUT.format(*classes)}: dvc exp run -S data.path=/path/to/chest_xray"
+        )
+    if not any(not p.name.startswith(".") for p in root.iterdir()):
+        raise DataError(
+            f"data.path = {str(root)!r}: the folder is empty. Put your X-rays there in "
+            f"{LAYOUT.format(*classes)}, or point data.path at the folder that holds them"
+        )
 
 
 def scan(root: Path, classes: tuple[str, str]) -> Scan:
     """Every image file under `root`, with its split and label, sorted by path."""
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(
-            f"data.path = {str(root)!r}: no such folder. Point data.path at the tree's root "
-            "(dvc exp run -S data.path=/path/to/chest_xray)"
-        )
+    check_root(root, classes)
     split_dirs = [s for s in SPLITS if (root / s).is_dir()]
     layout = "splits" if split_dirs else "flat"
     result = Scan(layout)
     for split in split_dirs or ["train"]:
         parent = root / split if split_dirs else root
-        where = f"data.path [{split}]" if split_dirs else "data.path"
-        for label, cdir in enumerate(_class_dirs(parent, classes, where)):
+        for label, cdir in enumerate(_class_dirs(root, parent, classes)):
+            found = len(result.entries)
+            ignored = result.ignored
             for path in sorted(cdir.rglob("*")):
                 rel = path.relative_to(root)
                 if not path.is_file() or any(part.startswith(".") for part in rel.parts):
@@ -96,9 +137,23 @@ def scan(root: Path, classes: tuple[str, str]) -> Scan:
                     result.entries.append(Entry(split, label, rel.as_posix()))
                 else:
                     result.ignored += 1
-    if not result.entries:
-        raise DataError(f"data.path = {str(root)!r}: no image files (PNG, JPEG or DICOM) found")
+            if len(result.entries) == found:
+                _empty_class(cdir, split if split_dirs else "", result.ignored - ignored)
     return result
+
+
+def _empty_class(cdir: Path, split: str, ignored: int) -> None:
+    """Raise DataError for a class folder without images, which split could not use."""
+    others = f"; {ignored} other files ignored" if ignored else ""
+    carve = (
+        f", or remove {cdir.parent} to have split carve {split} out of train"
+        if split in ("val", "test")
+        else ""
+    )
+    raise DataError(
+        f"{cdir}: class folder {cdir.name!r} holds no images (PNG, JPEG or DICOM{others}). "
+        f"Put the {cdir.name} images there{carve}"
+    )
 
 
 def patient_of(rel: str, pattern: str) -> str:
@@ -149,8 +204,8 @@ def read_tree(
         shown = "\n".join(f"  {rel}: {why}" for rel, why in bad[:10])
         more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
         raise DataError(
-            f"data.path: {len(bad)} of {n} images ({len(bad) / n:.1%}) cannot be read, more than "
-            f"data.max_unreadable ({max_unreadable:.1%}):\n{shown}{more}\n"
+            f"data.path = {str(root)!r}: {len(bad)} of {n} images ({len(bad) / n:.1%}) cannot "
+            f"be read, more than data.max_unreadable ({max_unreadable:.1%}):\n{shown}{more}\n"
             "Fix or remove those files, or raise data.max_unreadable to skip them."
         )
     arrays: dict[str, np.ndarray] = {}

@@ -107,11 +107,20 @@ def read_raw(raw: Path, size: int | None) -> dict[str, dict[str, np.ndarray]]:
             continue
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"].reshape(-1)
         validate_split(images, labels, f"{raw} [{split}]", size=size, need_both_classes=False)
+        # where each image sits in the raw file: its split, its position there, its file if any
+        part = {"source_split": np.full(len(labels), split), "source_index": np.arange(len(labels))}
+        if f"{split}_files" in arrays:
+            part["source_file"] = arrays[f"{split}_files"].astype(str)
         if f"{split}_patients" in arrays:
             patients = arrays[f"{split}_patients"].astype(str)
         else:  # every image its own patient, named by its content
             patients = np.array([IMAGE_ID + k.hex() for k in _row_keys(images, labels)])
-        out[split] = {"images": images, "labels": labels.astype(np.int64), "patients": patients}
+        out[split] = {
+            "images": images,
+            "labels": labels.astype(np.int64),
+            "patients": patients,
+            **part,
+        }
     return out
 
 
@@ -155,6 +164,7 @@ class SplitInfo:
     carved: list[str]  # the splits carved out of train
     shared: dict[str, int]  # "train/val" -> patients (or identical images) in both
     by_image: bool  # the source has no patient ids: `shared` counts identical images
+    sources: dict[str, dict[str, np.ndarray]]  # per split, where each image sits in the raw file
 
 
 def split_raw(
@@ -183,13 +193,14 @@ def split_parts(
     """Train/val/test of a raw file, canonically ordered, missing ones carved, train capped."""
     parts, carved = carve(read_raw(raw, size), min_images, carve_fraction, carve_seed)
     by_image = all(str(p).startswith(IMAGE_ID) for v in parts.values() for p in v["patients"][:1])
-    info = SplitInfo(carved, shared_patients(parts), by_image)
-    out = {}
+    out, sources = {}, {}
     for split in SPLITS:
-        images, labels = parts[split]["images"], parts[split]["labels"]
+        part = parts[split]
+        images, labels = part["images"], part["labels"]
         validate_split(images, labels, f"{raw} [{split}]", size=size)
+        keep = np.arange(len(labels))
         if split == "train":
             keep = cap_per_class(labels, train_per_class, rng, keep_ratio)
-            images, labels = images[keep], labels[keep]
-        out[split] = (images, labels)
-    return out, info
+        out[split] = (images[keep], labels[keep])
+        sources[split] = {k: v[keep] for k, v in part.items() if k.startswith("source_")}
+    return out, SplitInfo(carved, shared_patients(parts), by_image, sources)

@@ -40,6 +40,14 @@ def cam_layer(model: nn.Module) -> nn.Module:
 
 def gradcam(clf: Classifier, images: np.ndarray) -> np.ndarray:
     """N×H×W maps in [0, 1] of where the evidence for pneumonia is, one per uint8 image."""
+    maps = raw_gradcam(clf, images)
+    top = np.maximum(maps.max(axis=(1, 2), initial=0), 1e-12)
+    return (maps / top[:, None, None]).astype(np.float32)
+
+
+def raw_gradcam(clf: Classifier, images: np.ndarray) -> np.ndarray:
+    """The maps before `gradcam` scales each to its own maximum: N×H×W, at least 0, in units
+    that compare between images of one model (the app draws them on one shared scale)."""
     model = clf.model.eval()
     if isinstance(model, ShiftTTA):  # the map of the image as given, not of its shifts
         model = model.net
@@ -50,9 +58,7 @@ def gradcam(clf: Classifier, images: np.ndarray) -> np.ndarray:
         layer_maps = method.attribute(x, target=0, relu_attributions=True)
         size = tuple(x.shape[-2:])
         maps = maps + LayerAttribution.interpolate(layer_maps, size, interpolate_mode="bilinear")
-    maps = maps.detach().clamp(min=0).squeeze(1)
-    top = maps.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)
-    return (maps / top).cpu().numpy().astype(np.float32)
+    return maps.detach().clamp(min=0).squeeze(1).cpu().numpy().astype(np.float32)
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, scale: int = 8, alpha: float = 0.45) -> np.ndarray:

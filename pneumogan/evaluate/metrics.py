@@ -54,16 +54,41 @@ def pr_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     ).round(6)
 
 
-def predictions_table(y: np.ndarray, p: np.ndarray, threshold: float) -> pd.DataFrame:
-    """One row per test image, class names as labels, for DVC's confusion-matrix template."""
+def predictions_table(
+    y: np.ndarray, p: np.ndarray, threshold: float, sources: dict[str, np.ndarray] | None = None
+) -> pd.DataFrame:
+    """One row per test image, class names as labels, for DVC's confusion-matrix template.
+
+    With `sources` (see `pneumogan.data.contract.save_split`) each row says where its image
+    sits in the raw file (`split`, `index`, and `file` for a folder source), and the rows are
+    in the raw file's order; `pneumogan review` pairs two evaluations' rows by them.
+    """
     names = np.array([LABELS[0], LABELS[1]])
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "actual": names[y],
             "predicted": names[(p >= threshold).astype(np.int64)],
             "probability": np.round(p, 6),
         }
     )
+    if not sources:
+        return table
+    where = {"split": sources["source_split"], "index": sources["source_index"]}
+    if "source_file" in sources:
+        where["file"] = sources["source_file"]
+    table = pd.concat([pd.DataFrame(where), table], axis=1)
+    rank = table["split"].map({"train": 0, "val": 1, "test": 2})
+    return table.assign(_rank=rank).sort_values(["_rank", "index"]).drop(columns="_rank")
+
+
+HEADLINE = ("auc", "accuracy", "sensitivity", "specificity", "balanced_accuracy", "brier")
+
+
+def headline(scores: dict) -> dict[str, float]:
+    """The figures a reviewer reads first (metrics/headline.json): AUC, and the calls'
+    accuracy, sensitivity, specificity and balanced accuracy at the operating threshold
+    (evaluate.threshold), and the Brier score, all on the test split."""
+    return {k: scores[k] for k in HEADLINE}
 
 
 def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:

@@ -36,5 +36,5 @@ def skipped_table(path: Path, columns: list[str]) -> None:
 
 
 def skipped_metrics(path: Path) -> None:
-    """An empty metrics file: `dvc metrics diff` then shows the figures as removed."""
+    """An empty details file: `dvc metrics diff --targets` then shows the figures as removed."""
     write_json(path, {})

@@ -4,9 +4,11 @@
 
 starts Streamlit on http://127.0.0.1:P (never on other interfaces) with its usage statistics
 off. The app reads the checkpoint and the evaluated threshold exactly as `pneumogan predict`
-does and prints the same probabilities. Uploads stay in memory: each file is written to a
-temporary directory only long enough to be read, then deleted; the case label typed in the
-app is never logged, printed or written anywhere. Research use only, not for diagnosis.
+does and shows the same probabilities, to three decimals, against the threshold, with the
+sensitivity and specificity that threshold had on the test split. Uploads stay in memory:
+each file is written to a temporary directory only long enough to be read, then deleted;
+the case label typed in the app is never logged, printed or written anywhere, nor put in
+the results' CSV download. Research use only, not for diagnosis.
 
 This file is both the launcher (`launch`, imported by `pneumogan.serve.cli`) and the Streamlit
 script (run by `streamlit run`, which passes its own arguments after `--`). Importing it is
@@ -16,6 +18,9 @@ light: Streamlit, torch and the model code are imported only when the app runs.
 from __future__ import annotations
 
 import argparse
+import csv
+import html
+import io
 import json
 import re
 import signal
@@ -34,7 +39,10 @@ from pneumogan.serve.threshold import choose_threshold
 
 NOTE = "Research use only — not for diagnosis."
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom"]
-SHOWN = 224  # about this many pixels a side for the images on screen
+SHOWN = 224  # about this many pixels a side for the network's input on screen
+SENT = 1460  # Streamlit sends an image wider than this downscaled to this width
+CSV_NAME = "pneumogan-results.csv"
+CSV_COLUMNS = ["file", "p_pneumonia", "call", "threshold"]
 METRICS = (  # (key in eval.json, name on screen, depends on the threshold)
     ("auc", "AUC", False),
     ("accuracy", "Accuracy", True),
@@ -126,8 +134,9 @@ def load_model(path: str):
     return load_classifier(Path(path))
 
 
-def read_upload(name: str, data: bytes, size: int):
-    """The uploaded bytes as the model's uint8 input; on disk only while being read."""
+def read_upload(name: str, data: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the image as read, at its own size; the model's uint8 input): the uploaded bytes are
+    on disk only while being read."""
     with tempfile.TemporaryDirectory(prefix="pneumogan-upload-") as tmp:
         path = Path(tmp) / ("upload" + Path(name).suffix.lower())
         path.write_bytes(data)
@@ -137,7 +146,7 @@ def read_upload(name: str, data: bytes, size: int):
             raise type(err)(str(err).replace(str(path), name)) from None
         finally:
             path.unlink(missing_ok=True)
-    return fit(image, size)
+    return image, fit(image, size)
 
 
 def interval_lines(scores: dict) -> list[str]:
@@ -183,9 +192,142 @@ def sidebar(st, clf, scores: dict, threshold: float, source: str) -> None:
         st.caption(NOTE)
 
 
+def prob(p: float) -> str:
+    """A probability to three decimals; '< 0.001' and '> 0.999' where that rounds to 0 or 1
+    (a model is never that sure)."""
+    text = f"{p:.3f}"
+    return {"0.000": "< 0.001", "1.000": "> 0.999"}.get(text, text)
+
+
+def thr(threshold: float) -> str:
+    """A threshold on screen: three significant digits (0.5, 0.358)."""
+    return f"{threshold:.3g}"
+
+
 def result_line(name: str, p: float, label: str) -> str:
-    """The line shown for each image: the numbers `pneumogan predict` prints."""
-    return f"{name} — P(normal) {1.0 - p:.6f} · P(pneumonia) {p:.6f} · {label}"
+    """The line shown for each image: `pneumogan predict`'s numbers, to three decimals."""
+    return f"{name} — P(normal) {prob(1.0 - p)} · P(pneumonia) {prob(p)} · {label}"
+
+
+def _ordered(shown_p: str, shown_t: float, below: bool) -> bool:
+    """Whether P(pneumonia) as shown ('0.358', '< 0.001', '> 0.999') reads as below (or, not
+    `below`, above) the threshold as shown: never equal to it, never on its other side."""
+    bound, side = float(shown_p.lstrip("<> ")), shown_p[0]
+    if below:
+        return side != ">" and (bound <= shown_t if side == "<" else bound < shown_t)
+    return side != "<" and (bound >= shown_t if side == ">" else bound > shown_t)
+
+
+def call_pair(p: float, threshold: float) -> tuple[str, str]:
+    """P(pneumonia) and the threshold printed side by side: prob() and thr(), with decimals
+    added to both until the printed numbers differ as the values do (three digits each once
+    gave 'P(pneumonia) 0.358, below the threshold 0.358')."""
+    shown = prob(p), thr(threshold)
+    if p == threshold or _ordered(shown[0], float(shown[1]), p < threshold):
+        return shown
+    for decimals in range(4, 18):  # one grid for both: rounding keeps their order
+        shown = f"{p:.{decimals}f}", f"{threshold:.{decimals}f}"
+        if shown[0] != shown[1]:
+            return shown
+    return repr(p), repr(threshold)
+
+
+def call_text(p: float, threshold: float, label: str) -> str:
+    """The call in words: where P(pneumonia) lies against the threshold."""
+    side = "at or above" if p >= threshold else "below"
+    shown_p, shown_threshold = call_pair(p, threshold)
+    return f"P(pneumonia) {shown_p}, {side} the threshold {shown_threshold}: {label}"
+
+
+def bar_html(p: float, threshold: float, label: str) -> str:
+    """P(pneumonia) as a bar from 0 to 1 with the threshold marked on it and named below."""
+    fill, at = 100 * min(max(p, 0.0), 1.0), 100 * threshold
+    colour = "#c0392b" if label == LABELS[1] else "#2e86c1"
+    return (
+        f'<div class="pg-bar" role="img" aria-label="{html.escape(call_text(p, threshold, label))}"'
+        ' style="margin:0.3rem 0 1.7rem 0">'
+        '<div style="position:relative;height:0.9rem;border-radius:3px;'
+        'background:rgba(128,128,128,0.25)">'
+        f'<div class="pg-fill" style="width:{fill:.2f}%;height:100%;border-radius:3px;'
+        f'background:{colour}"></div>'
+        f'<div class="pg-threshold" data-threshold="{threshold:g}" style="position:absolute;'
+        f"left:{at:.2f}%;top:-0.3rem;height:1.5rem;border-left:2px solid currentColor;"
+        'margin-left:-1px"></div>'
+        f'<div class="pg-threshold-label" style="position:absolute;left:{at:.2f}%;top:1.3rem;'
+        f'transform:translateX(-{at:.0f}%);font-size:0.75rem;white-space:nowrap">'
+        f"threshold {thr(threshold)}</div></div></div>"
+    )
+
+
+def operating_point(scores: dict, threshold: float) -> str | None:
+    """Markdown: what the threshold in use did on the test split (sensitivity, specificity and
+    their intervals), or None when the metrics were scored at another threshold."""
+    scored = scores.get("threshold")
+    if not isinstance(scored, int | float) or abs(scored - threshold) > 1e-9:
+        return None
+    ci = scores.get("ci", {})
+    level = scores.get("ci_level")
+    label = f"{level:.0%} CI" if isinstance(level, int | float) else "CI"
+    parts = []
+    for key, name, what in (
+        ("sensitivity", "Sensitivity", "of the pneumonia X-rays called pneumonia"),
+        ("specificity", "Specificity", "of the normal X-rays called normal"),
+    ):
+        if key not in scores:
+            continue
+        part = f"**{name} {scores[key]:.1%}** {what}"
+        if key in ci:
+            part += f" ({label} {ci[key]['low']:.1%}–{ci[key]['high']:.1%})"
+        parts.append(part)
+    if not parts:
+        return None
+    n = scores.get("n")
+    on = "on the real test split" + (f" ({n} images)" if n else "")
+    return f"At threshold {thr(threshold)}, {on}: " + "; ".join(parts) + "."
+
+
+def results_csv(names: Sequence[str], probs: Sequence[float], threshold: float) -> str:
+    """The session's results as CSV: file name, P(pneumonia), call, threshold; no case label
+    and no ground truth (the app never has one)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for name, p in zip(names, probs, strict=True):
+        writer.writerow([name, f"{p:.6f}", LABELS[int(p >= threshold)], f"{threshold:g}"])
+    return out.getvalue()
+
+
+def colour_bar_html(top: float, peak: float) -> str:
+    """The Grad-CAM colour scale from 0 to `top` (shared by the maps shown), this map's peak
+    marked on it."""
+    from matplotlib import colormaps  # with the heatmap only, as explain does
+
+    stops = ", ".join(
+        f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {100 * i / 8:.1f}%"
+        for i, (r, g, b, _) in enumerate(colormaps["inferno"](np.linspace(0, 1, 9)))
+    )
+    at = 100 * peak / top if top > 0 else 0.0
+    described = f"Grad-CAM colour scale from 0 to {top:.3g}; this map's peak {peak:.3g}"
+    return (
+        f'<div class="pg-colourbar" role="img" aria-label="{described}" data-top="{top:.6g}"'
+        f' data-peak="{peak:.6g}" style="margin:0.2rem 0 0.4rem 0">'
+        f'<div style="position:relative;height:0.7rem;background:linear-gradient(to right, '
+        f'{stops})">'
+        f'<div class="pg-peak" style="position:absolute;left:{at:.2f}%;top:-0.25rem;'
+        'height:1.2rem;border-left:2px solid currentColor;margin-left:-1px"></div></div>'
+        '<div style="display:flex;justify-content:space-between;font-size:0.75rem">'
+        f"<span>0</span><span>{top:.3g}</span></div></div>"
+    )
+
+
+def cam_caption(peak: float, top: float, count: int) -> str:
+    """Says what the map's colours mean: one scale for every map on screen."""
+    if top <= 0:
+        return "Grad-CAM: no evidence for pneumonia in any image shown (all maps are zero)"
+    return (
+        f"Grad-CAM, one scale for the {count} image(s) shown (top: their largest value); "
+        f"this map's peak: {peak / top:.0%} of it"
+    )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -241,19 +383,25 @@ def main(argv: Sequence[str]) -> None:
     heatmap = st.checkbox(
         "Grad-CAM heatmap",
         key="heatmap",
-        help="Where the evidence for pneumonia is (scaled per image: where, not how much).",
+        help="Where the evidence for pneumonia is, on one colour scale shared by the images "
+        "shown (its top is the largest value among them): a weak map stays dark.",
     )
+    point = operating_point(scores, threshold)
     if not uploads:
         st.caption(
             f"Each image is centre-cropped and resized to {size}×{size}, as the model was "
-            f"trained; it is called pneumonia when P(pneumonia) ≥ {threshold:g}."
+            f"trained; it is called pneumonia when P(pneumonia) ≥ {thr(threshold)}."
         )
+        if point:
+            st.caption(point)
         return
 
-    names, images = [], []
+    names, originals, images = [], [], []
     for upload in uploads:
         try:
-            images.append(read_upload(upload.name, upload.getvalue(), size))
+            original, image = read_upload(upload.name, upload.getvalue(), size)
+            originals.append(original)
+            images.append(image)
             names.append(upload.name)
         except DataError as err:
             st.error(escape(str(err)), icon="🚫")
@@ -270,22 +418,46 @@ def main(argv: Sequence[str]) -> None:
     if heatmap:
         from pneumogan.evaluate import explain  # captum: only when a heatmap is asked for
 
-        heats = explain.gradcam(clf, batch)
+        heats = explain.raw_gradcam(clf, batch)
+        top = float(heats.max())  # one scale for every map shown
     else:
-        heats = [None] * len(images)
+        heats, top = [None] * len(images), 0.0
     scale = max(1, SHOWN // size)
-    st.caption(f"{len(images)} image(s); called pneumonia at P(pneumonia) ≥ {threshold:g}.")
-    for i, (name, image, p, heat) in enumerate(zip(names, images, probs, heats, strict=True)):
+    head = st.columns([3, 1], vertical_alignment="center")
+    head[0].markdown(
+        f"{len(images)} image(s); called pneumonia at P(pneumonia) ≥ {thr(threshold)}."
+        + (f"  \n{point}" if point else "")
+    )
+    head[1].download_button(
+        "Download results (CSV)",
+        results_csv(names, [float(p) for p in probs], threshold),
+        file_name=CSV_NAME,
+        mime="text/csv",
+        on_click="ignore",
+        help="File name, P(pneumonia), call and threshold of each image: no case label.",
+    )
+    rows = zip(names, originals, images, probs, heats, strict=True)
+    for i, (name, original, image, p, heat) in enumerate(rows):
         label = LABELS[int(p >= threshold)]
         with st.container(border=True, key=f"result_{i}"):
-            cols = st.columns([1, 1, 2] if heat is not None else [1, 3])
-            cols[0].image(np.kron(image, np.ones((scale, scale), np.uint8)), caption="input")
+            cols = st.columns([1, 1, 1, 2] if heat is not None else [1, 1, 2])
+            h, w = original.shape
+            sent = f", sent at {SENT} px wide" if w > SENT else ""
+            # at its own size (a narrower column shrinks it on screen, not the pixels sent)
+            cols[0].image(original, width=min(w, SENT))
+            cols[0].caption(f"uploaded: {w}×{h} px{sent}")
+            cols[1].image(np.kron(image, np.ones((scale, scale), np.uint8)))
+            cols[1].caption(f"network input: {size}×{size} px, shown ×{scale}")
             if heat is not None:
-                cols[1].image(explain.overlay(image, heat, scale=scale), caption="Grad-CAM")
+                peak = float(heat.max())
+                shown = heat / top if top > 0 else heat
+                cols[2].image(explain.overlay(image, shown, scale=scale))
+                cols[2].html(colour_bar_html(top, peak))
+                cols[2].caption(cam_caption(peak, top, len(images)))
             out = cols[-1]
             out.subheader(label)
             out.text(result_line(name, float(p), label))
-            out.progress(float(p), text="P(pneumonia)")
+            out.html(bar_html(float(p), threshold, label))
 
 
 if __name__ == "__main__":

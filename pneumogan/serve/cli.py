@@ -1,8 +1,9 @@
 """The `pneumogan` command: predictions for chest X-ray images from the trained classifier.
 
     pneumogan predict IMAGE_OR_FOLDER... [--threshold T|val] [--csv FILE] [--json FILE]
-                      [--cam DIR] [--onnx]
+                      [--cam DIR] [--onnx] [--max-pixels N]
     pneumogan app [--port P]
+    pneumogan review [REV] [--md]
 
 Images: PNG, JPEG and DICOM (single-frame grayscale).
 
@@ -11,7 +12,8 @@ the one `evaluate` scored (`metrics/eval.json`) unless given. `--onnx` runs the 
 graph (`models/classifier.onnx`, from the `export` stage) with onnxruntime; torch is not
 imported. Unreadable files get one line
 each on stderr and the rest still run; the exit status is 0 when every file was predicted,
-1 when some failed, 2 when nothing could run (no model, no images, a bad option).
+1 when some failed, 2 when nothing could run (no model, no images, a bad option). Each run
+that predicts says once, on stderr, that it is for research use only, not for diagnosis.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from PIL import Image
 from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError
 from pneumogan.core.files import atomic_path, write_text
-from pneumogan.data.readers import find_images, fit, read_image
-from pneumogan.serve.app import launch
+from pneumogan.data.readers import MAX_PIXELS, find_images, fit, read_image
+from pneumogan.serve.app import NOTE, launch
 from pneumogan.serve.threshold import choose_threshold, parse_threshold
 
 DEFAULT_MODEL = Path("models/classifier.safetensors")
@@ -67,10 +69,11 @@ def predict(args: argparse.Namespace) -> int:
     files = find_images(args.paths)
     if not files:
         raise DataError(f"no PNG, JPEG or DICOM images in {', '.join(map(str, args.paths))}")
+    print(NOTE, file=sys.stderr)  # once per run, before any prediction; stdout stays the table
     images, ok, failed = [], [], 0
     for path in files:
         try:
-            images.append(fit(read_image(path), size))
+            images.append(fit(read_image(path, args.max_pixels, "--max-pixels"), size))
             ok.append(path)
         except DataError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -139,6 +142,17 @@ def to_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above zero (underscores allowed: 50_000_000)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number above 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pneumogan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -176,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", type=Path, help="also write the predictions as JSON")
     pr.add_argument("--cam", type=Path, metavar="DIR", help="also write Grad-CAM overlays here")
     pr.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    pr.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=MAX_PIXELS,
+        metavar="N",
+        help=f"refuse images of more pixels than this, from their header ({MAX_PIXELS:,})",
+    )
     ap = sub.add_parser("app", help="the web app, on http://127.0.0.1:PORT only")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
     ap.add_argument(
@@ -185,7 +206,31 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"threshold and test metrics shown in the app ({DEFAULT_METRICS})",
     )
     ap.add_argument("--port", type=int, default=8501, help="(8501)")
+    rv = sub.add_parser(
+        "review",
+        help="the workspace's test metrics against REV's, with paired bootstrap intervals",
+    )
+    rv.add_argument(
+        "rev", nargs="?", default=None, help="git revision to compare with (main, or HEAD on main)"
+    )
+    rv.add_argument("--md", action="store_true", help="Markdown, for a pull-request comment")
+    rv.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (2000)")
+    rv.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
+    rv.add_argument("--seed", type=int, default=0, help="the resampling's seed (0)")
     return p
+
+
+def review(args: argparse.Namespace) -> int:
+    # pandas and scipy load only for a review: predict stays light
+    from pneumogan.evaluate.review import render
+    from pneumogan.evaluate.review import review as compare
+
+    if not 0 < args.level < 1 or args.resamples < 1:
+        raise DataError("--level must be between 0 and 1 and --resamples at least 1")
+    root = Path.cwd()
+    result = compare(root, args.rev, resamples=args.resamples, level=args.level, seed=args.seed)
+    print(render(result, md=args.md), end="")
+    return 0
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -193,6 +238,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "app":
             return launch(args.model, args.metrics, args.port)
+        if args.command == "review":
+            return review(args)
         return predict(args)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)

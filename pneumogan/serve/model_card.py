@@ -103,6 +103,13 @@ def render(
         f"{fuse.get('majority_weight', float('nan')):.3g}",
     }[method]
     name = params["evaluate"]["register_as"]
+    gate = params["evaluate"].get("register_min_auc")
+    if name and gate is not None and not scores["auc"] >= gate:
+        registered = f"an MLflow model, not registered: its test AUC is below {gate:g}"
+    elif name:
+        registered = f"the MLflow model `{name}`"
+    else:
+        registered = "an MLflow model (not registered)"
     return (
         _environment()
         .get_template(TEMPLATE)
@@ -120,7 +127,7 @@ def render(
             added=added,
             training=_training(train, tp),
             extra_augmentation=_extra_augmentation(tp),
-            registered=f"the MLflow model `{name}`" if name else "an MLflow model (not registered)",
+            registered=registered,
             level=params["evaluate"]["ci_level"],
             rows=ROWS,
             ci=lambda key: _ci(scores, key),

@@ -98,14 +98,34 @@ def queue_state(status: str) -> QueueState:
 
 def stored(root: Path, prefix: str) -> list[Experiment]:
     """Every finished experiment named `prefix`* on HEAD's first-parent history (DVC's own
-    listing)."""
-    return finished(json.loads(dvc(root, "exp", "show", "--json", "--num", "-1") or "[]"), prefix)
+    listing, and the metrics files from each experiment's commit)."""
+    listing = json.loads(dvc(root, "exp", "show", "--json", "--num", "-1") or "[]")
+    return finished(listing, prefix, read=lambda rev, path: committed_json(root, rev, path))
 
 
-def finished(listing: list[dict], prefix: str) -> list[Experiment]:
+def committed_json(root: Path, rev: str, path: str) -> dict | None:
+    """A JSON file as committed at `rev`, or None when it is not there."""
+    out = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True)
+    if out.returncode != 0:
+        return None
+    try:
+        return json.loads(out.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+def finished(
+    listing: list[dict], prefix: str, read: Callable[[str, str], dict | None] | None = None
+) -> list[Experiment]:
     """The experiments of a `dvc exp show --json` listing named `prefix`* that finished:
     not queued, running or failed (DVC lists those too, with the params and dependency
-    hashes they will run with), and with the evaluation's metrics."""
+    hashes they will run with), and with the evaluation's metrics.
+
+    DVC lists only the declared metrics files. Since the pipeline declares only
+    metrics/headline.json, the files the report reads (`LEDGER_METRICS`, uncached outputs
+    committed with the experiment) come from the experiment's commit through `read`; older
+    experiments, which declared them, have them in the listing.
+    """
     found = []
     for baseline in listing:
         for exp in baseline.get("experiments") or []:
@@ -115,11 +135,15 @@ def finished(listing: list[dict], prefix: str) -> list[Experiment]:
             data = rev.get("data")
             if not name.startswith(prefix) or state not in (None, "success"):
                 continue
-            if (
-                rev.get("error")
-                or not data
-                or "metrics/eval.json" not in (data.get("metrics") or {})
-            ):
+            if rev.get("error") or not data:
+                continue
+            metrics = {k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()}
+            for path in LEDGER_METRICS:
+                if path not in metrics and read is not None and rev.get("rev"):
+                    content = read(rev["rev"], path)
+                    if content is not None:
+                        metrics[path] = content
+            if "metrics/eval.json" not in metrics:
                 continue
             found.append(
                 Experiment(
@@ -127,7 +151,7 @@ def finished(listing: list[dict], prefix: str) -> list[Experiment]:
                     rev=rev["rev"],
                     timestamp=data.get("timestamp") or "",
                     params=(data.get("params") or {}).get("params.yaml", {}).get("data", {}),
-                    metrics={k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()},
+                    metrics=metrics,
                     deps={k: (v or {}).get("hash") for k, v in (data.get("deps") or {}).items()},
                 )
             )

@@ -269,3 +269,22 @@ def test_mkdocs_builds_strictly(tmp_path):
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_the_review_example_leads_with_auc_and_accuracy():
+    """README's review example (reports/review, captured by scripts/review_example.py from a
+    real `dvc exp run -S mixup=0.3`): the plain commands put accuracy and AUC first, and the
+    review's table fits 100 columns with a verdict on every headline metric."""
+    captured = ROOT / "reports/review"
+    rows = (captured / "metrics_diff.txt").read_text().splitlines()
+    assert [row.split()[:2] for row in rows[1:3]] == [
+        ["metrics/headline.json", "accuracy"],
+        ["metrics/headline.json", "auc"],
+    ]
+    assert {row.split()[0] for row in rows[1:]} == {"metrics/headline.json"}
+    header = (captured / "exp_show.txt").read_text().splitlines()[0]
+    assert [c.strip() for c in header.strip("|").split("|")][2:4] == ["accuracy", "auc"]
+    review = (captured / "review.txt").read_text().splitlines()
+    assert max(map(len, review)) <= 100
+    verdicts = [line for line in review if line.endswith(("within noise", "better", "worse"))]
+    assert len(verdicts) == 6

@@ -34,9 +34,19 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
     exp = sh([*dvc, "exp", "run", "-S", "mixup=0.3"], repo, env)
     assert ran(exp) == ["check_params", "train", "evaluate", "explain", "export"]
     diff = json.loads(sh([*dvc, "metrics", "diff", "--json"], repo, env))
-    changed = diff.get("metrics/eval.json", {})
+    assert set(diff) <= {"metrics/headline.json"}, f"only the headline is a metric: {diff}"
+    changed = diff.get("metrics/headline.json", {})
     assert changed, f"no test metric changed: {diff}"
     assert all(v["old"] != v["new"] for v in changed.values())
+    details = json.loads(
+        sh([*dvc, "metrics", "diff", "--json", "--targets", "metrics/eval.json"], repo, env)
+    )
+    assert details.get("metrics/eval.json"), f"the details diff is empty: {details}"
+    # The plain commands lead with AUC and accuracy.
+    rows = sh([*dvc, "metrics", "diff"], repo, env).splitlines()
+    assert [r.split()[1] for r in rows[1:3]] == ["accuracy", "auc"], rows
+    columns = sh([*dvc, "exp", "show", "--md", "--no-pager"], repo, env).splitlines()[0]
+    assert [c.strip() for c in columns.strip("|").split("|")][2:4] == ["accuracy", "auc"]
 
     assert ran(sh([*dvc, "repro"], repo, env)) == []
 
@@ -61,7 +71,14 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
     assert set(children) == set(parents)
     by_mixup = {parents[k].data.params["mixup"]: sorted(v) for k, v in children.items()}
     assert by_mixup == {"0.2": sorted(ran(first)[1:]), "0.3": sorted(ran(exp)[1:])}
-    assert {p.info.status for p in parents.values()} == {"FINISHED"}
+    # Each parent is closed by its watcher, seconds after its dvc command has exited.
+    import time
+
+    deadline = time.monotonic() + 120
+    while "RUNNING" in (status := {client.get_run(k).info.status for k in parents}):
+        assert time.monotonic() < deadline, "a parent run is still RUNNING"
+        time.sleep(1)
+    assert status == {"FINISHED"}
     assert all(p.data.params["train.epochs"] == "2" for p in parents.values())
     # The evaluate run carries the params that made its model, and logs it as an MLflow model.
     evaluated = [r for r in runs if r.data.tags["stage"] == "evaluate"]

@@ -8,6 +8,7 @@ import shlex
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -18,7 +19,7 @@ from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError, ParamsError
 from pneumogan.core.params import PIPELINE_FILE, load_params, stage_slice
 from pneumogan.data import medmnist
-from pneumogan.data.contract import load_split
+from pneumogan.data.contract import load_sources, load_split
 from pneumogan.generate.checkpoint import load_generator
 from pneumogan.serve import cli, onnx_runtime
 from pneumogan.serve.onnx_runtime import load_onnx
@@ -198,10 +199,25 @@ def test_train_and_evaluate_outputs(run_dir):
         assert ci["low"] <= point <= ci["high"]
     vt = scores["at_val_threshold"]
     assert 0 < vt["threshold"] <= 1 and vt["tp"] + vt["fp"] + vt["tn"] + vt["fn"] == 16
-    predictions = (run_dir / "metrics/eval/predictions.csv").read_text().splitlines()
-    assert predictions[0] == "actual,predicted,probability"
-    assert {line.split(",")[0] for line in predictions[1:]} == {"normal", "pneumonia"}
+    predictions = pd.read_csv(run_dir / "metrics/eval/predictions.csv")
+    assert list(predictions.columns) == ["split", "index", "actual", "predicted", "probability"]
+    assert set(predictions["actual"]) == {"normal", "pneumonia"}
+    # Rows in the raw file's order: a row is found again by its split and index there.
+    assert predictions.equals(predictions.sort_values(["split", "index"]))
+    raw = np.load(next((run_dir / "data/raw").glob("*.npz")))
+    for row in predictions.itertuples():
+        assert raw[f"{row.split}_labels"].reshape(-1)[row.index] == (row.actual == "pneumonia")
     assert 0 <= scores["ece"] <= 1
+    headline = json.loads((run_dir / "metrics/headline.json").read_text())
+    assert list(headline) == [
+        "accuracy",
+        "auc",
+        "balanced_accuracy",
+        "brier",
+        "sensitivity",
+        "specificity",
+    ]
+    assert all(headline[k] == scores[k] for k in headline)
 
 
 def test_explain_draws_the_gradcam_grid(run_dir):
@@ -357,8 +373,15 @@ def test_predict_cli_on_pngs_of_test_images_gives_the_evaluated_probabilities(tm
     args = ["predict", str(tmp_path), "--model", str(model), "--metrics", str(metrics)]
     assert cli.run([*args, "--json", str(out)]) == 0
     got = [r["p_pneumonia"] for r in json.loads(out.read_text())["predictions"]]
+    sources = load_sources(run_dir / "data/split/test.npz")
     with (run_dir / "metrics/eval/predictions.csv").open() as f:
-        evaluated = [float(row["probability"]) for row in csv.DictReader(f)]
+        by_image = {
+            (r["split"], int(r["index"])): float(r["probability"]) for r in csv.DictReader(f)
+        }
+    evaluated = [
+        by_image[(str(s), int(i))]
+        for s, i in zip(sources["source_split"], sources["source_index"], strict=True)
+    ]
     np.testing.assert_allclose(got, evaluated, atol=1e-5)
 
 

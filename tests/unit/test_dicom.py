@@ -3,10 +3,17 @@
 import json
 
 import numpy as np
+import pydicom
 import pytest
 import torch
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from pneumogan.classify.checkpoint import Classifier, save_classifier
 from pneumogan.classify.nets import ClassifierConfig, build
@@ -113,6 +120,76 @@ def test_colour_dicom_is_refused_with_its_photometric(tmp_path):
     rgb = np.zeros((2, 2, 3), np.uint16)
     path = write_dicom(tmp_path / "c.dcm", rgb, photometric="RGB", bits=8, samples=3)
     with pytest.raises(ReadError, match=r"RGB DICOM .* only single-frame grayscale"):
+        read_image(path)
+
+
+def test_a_broken_jpeg_2000_stream_is_one_line_with_a_fix(tmp_path, caplog):
+    """pydicom's error spans two lines and names a BytesIO at a memory address; it also logs
+    a traceback per failed decoder, which a stage's logging would print."""
+    path = write_dicom(tmp_path / "j2k.dcm", np.zeros((28, 28), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x00garbage" * 20])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(ReadError) as err:
+        read_image(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: DICOM pixel data that cannot be decoded (JPEG 2000 ")
+    assert msg.endswith("export it uncompressed (Explicit VR Little Endian) or as PNG")
+    assert "\n" not in msg and " at 0x" not in msg
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_dicom_past_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    path = write_dicom(tmp_path / "big.dcm", np.zeros((30, 40), np.uint16))
+    with pytest.raises(ReadError) as err:
+        read_image(path, max_pixels=1000, limit_flag="--max-pixels")
+    assert str(err.value) == (
+        f"{path}: 40 x 30 pixels (0.0012 megapixels), more than the 0.001 megapixels read at most; "
+        "downscale it, or raise --max-pixels if you trust the file"
+    )
+    assert read_image(path, max_pixels=1200).shape == (30, 40)
+
+
+def write_frames(path, frames, rows, cols):
+    """A multi-frame MONOCHROME2 DICOM: `frames` frames of rows x cols."""
+    write_dicom(path, np.zeros((rows, cols), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = frames
+    ds.PixelData = np.zeros((frames, rows, cols), np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize(("frames", "max_pixels"), [(3, None), (300, 1000)])
+def test_a_multi_frame_dicom_is_refused_before_the_size_check_and_decoding(
+    tmp_path, monkeypatch, frames, max_pixels
+):
+    """Before: 300 frames of 16 x 16 were '16 x 4800 pixels ... downscale it', and 3 frames
+    were all decoded before being refused."""
+    path = write_frames(tmp_path / "cine.dcm", frames, 16, 16)
+
+    def decoded(self):
+        raise AssertionError("pixel data decoded")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(decoded))
+    kw = {} if max_pixels is None else {"max_pixels": max_pixels, "limit_flag": "--max-pixels"}
+    with pytest.raises(ReadError) as err:
+        read_image(path, **kw)
+    assert str(err.value) == (
+        f"{path}: a DICOM of {frames} frames (16 x 16 pixels each); only single-frame "
+        "grayscale (MONOCHROME1 or MONOCHROME2) images are supported: export one grayscale "
+        "frame"
+    )
+
+
+def test_a_dicom_without_pixel_data_says_so(tmp_path):
+    path = write_dicom(tmp_path / "meta.dcm", np.zeros((2, 2), np.uint16))
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(ReadError, match=r"meta\.dcm: a DICOM file without pixel data; export"):
         read_image(path)
 
 

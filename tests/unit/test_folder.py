@@ -1,6 +1,7 @@
 """Folder sources: a tree of PNG, JPEG or DICOM files gives the same splits as the npz it holds."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from pneumogan.data.contract import SPLITS, save_split, write_arrays
 from pneumogan.data.readers import fit
 from pneumogan.data.split import split_parts, split_raw
 from tests.conftest import make_medmnist
+from tests.unit.test_cli import huge_png
 from tests.unit.test_dicom import write_dicom
 
 CLASSES = ("NORMAL", "PNEUMONIA")
@@ -112,12 +114,135 @@ def test_unreadable_files_are_reported_and_past_the_threshold_fail(tmp_path):
 def test_missing_class_folder_names_what_was_found(tmp_path):
     (tmp_path / "t/train/normal").mkdir(parents=True)
     (tmp_path / "t/train/PNEUMONIA").mkdir(parents=True)
-    with pytest.raises(
-        DataError, match=r"\[train\]: no class folder NORMAL \(found: \['PNEUMONIA', 'normal'\]\)"
-    ):
+    with pytest.raises(DataError) as err:
         read(tmp_path / "t")
+    assert str(err.value) == (
+        f"{tmp_path / 't/train'}: no class folder NORMAL (found: ['PNEUMONIA', 'normal']). "
+        "Name the class folders in data.classes (label 0, then label 1; now ['NORMAL', "
+        "'PNEUMONIA'])"
+    )
     with pytest.raises(DataError, match="no such folder"):
         read(tmp_path / "nowhere")
+
+
+def test_a_misnamed_class_folder_in_a_split_never_points_data_path_at_another_split(tmp_path):
+    """Before: train/Pneumonia (a typo) said 'Set data.path to .../test, which holds them'."""
+    root = tmp_path / "t"
+    for split in SPLITS:
+        for cls in CLASSES:
+            (root / split / cls).mkdir(parents=True)
+    (root / "train/PNEUMONIA").rename(root / "train/Pneumonia")
+    with pytest.raises(DataError) as err:
+        read(root)
+    assert str(err.value) == (
+        f"{root / 'train'}: no class folder PNEUMONIA (found: ['NORMAL', 'Pneumonia']). "
+        "Name the class folders in data.classes (label 0, then label 1; now ['NORMAL', "
+        "'PNEUMONIA'])"
+    )
+
+
+LAYOUT = "NORMAL/ and PNEUMONIA/ folders (or train/, val/ and test/ folders, each holding those)"
+
+
+def _loose_images(root):
+    root.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "a.png")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (
+            lambda root: None,
+            "data.path = '{root}': no such folder. Point data.path at the folder holding your "
+            f"X-rays in {LAYOUT}: dvc exp run -S data.path=/path/to/chest_xray",
+        ),
+        (
+            lambda root: root.write_text("a file"),
+            "data.path = '{root}': a file, not a folder. Point data.path at the folder holding "
+            f"your X-rays in {LAYOUT}: dvc exp run -S data.path=/path/to/chest_xray",
+        ),
+        (
+            lambda root: (root.mkdir(), (root / ".DS_Store").write_bytes(b"")),
+            "data.path = '{root}': the folder is empty. Put your X-rays there in "
+            f"{LAYOUT}, or point data.path at the folder that holds them",
+        ),
+        (
+            lambda root: folder.write_tree(make_medmnist(), root / "chest_xray", CLASSES),
+            "{root}: no class folder NORMAL or PNEUMONIA (found: ['chest_xray']). Set data.path "
+            "to '{root}/chest_xray', which holds them",
+        ),
+        (
+            _loose_images,
+            "{root}: no class folder NORMAL or PNEUMONIA (found: no folders). Sort the images "
+            f"into {LAYOUT}",
+        ),
+    ],
+    ids=["missing", "a file", "empty", "one level too high", "no class folders"],
+)
+def test_a_data_path_download_cannot_use_is_named_with_the_fix(tmp_path, make, expected):
+    """Before: an empty root pointed at data.classes, a missing one said only 'no such folder'."""
+    root = tmp_path / "xrays"
+    make(root)
+    with pytest.raises(DataError) as err:
+        read(root)
+    assert str(err.value) == expected.format(root=root)
+
+
+@pytest.mark.parametrize(
+    ("empty", "fix"),
+    [
+        ("train/PNEUMONIA", "Put the PNEUMONIA images there"),
+        (
+            "val/NORMAL",
+            "Put the NORMAL images there, or remove {root}/val to have split carve "
+            "val out of train",
+        ),
+    ],
+)
+def test_an_empty_class_folder_fails_naming_it(tmp_path, empty, fix):
+    """Before, it passed download and failed in split, naming data/raw/folder.npz."""
+    root = tmp_path / "t"
+    folder.write_tree(make_medmnist(), root, CLASSES)
+    shutil.rmtree(root / empty)
+    (root / empty).mkdir()
+    (root / empty / "Thumbs.db").write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        read(root)
+    cls = empty.split("/")[1]
+    assert str(err.value) == (
+        f"{root / empty}: class folder '{cls}' holds no images (PNG, JPEG or DICOM; 1 other "
+        f"files ignored). {fix.format(root=root)}"
+    )
+
+
+def test_a_flat_tree_with_an_empty_class_folder_fails_naming_it(tmp_path):
+    root = flat_tree(tmp_path, n_patients=2)
+    shutil.rmtree(root / "NORMAL")
+    (root / "NORMAL").mkdir()
+    with pytest.raises(DataError) as err:
+        read(root)
+    assert str(err.value) == (
+        f"{root / 'NORMAL'}: class folder 'NORMAL' holds no images (PNG, JPEG or DICOM). "
+        "Put the NORMAL images there"
+    )
+
+
+def test_an_image_past_the_pixel_limit_is_listed_as_unreadable(tmp_path):
+    """A 400-megapixel PNG once stopped download with Pillow's traceback."""
+    folder.write_tree(make_medmnist(), tmp_path / "t", CLASSES)
+    huge_png(tmp_path / "t/train/NORMAL/huge.png")
+    _, bad, summary = read(tmp_path / "t", max_unreadable=0.05)
+    assert bad == [
+        (
+            "train/NORMAL/huge.png",
+            "20000 x 20000 pixels (400 megapixels), more than the 50 megapixels read at most; "
+            "downscale it",
+        )
+    ]
+    assert summary["unreadable"] == 1
+    with pytest.raises(DataError, match=r"1 of 81 images .*\n  train/NORMAL/huge\.png: 20000 x"):
+        read(tmp_path / "t")
 
 
 def test_patient_ids_from_kermany_names():
