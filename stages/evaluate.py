@@ -63,9 +63,9 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         log.info(metrics.summary_line(scores, ep.ci_level))
         published = mlflow_model.publish(
             model,
-            auc=scores["auc"],
+            auc=metrics.ranking_metrics(val_labels, p_val)["auc"],  # validation chooses
             name=ep.register_as,
-            min_auc=ep.register_min_auc,
+            min_auc=ep.register_min_val_auc,
             alias=ep.champion_alias,
             study=cfg.pipeline().get("study"),
         )

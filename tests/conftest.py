@@ -89,7 +89,7 @@ def tiny_params() -> dict:
     )
     params["synthesize"].update(batch_size=16, nearest_k=3, kid_subsets=5)
     params["train"].update(width=4, epochs=2, batch_size=16, patience=2, device="cpu")
-    params["evaluate"].update(batch_size=16, register_min_auc=0.0)  # tiny models register too
+    params["evaluate"].update(batch_size=16, register_min_val_auc=0.0)  # tiny models register too
     params["split"].update(min_images=0)  # tiny val and test splits are kept as they are
     # every stage does real work on the tiny pipeline (the GAN ones run only for `gan`);
     # test_dag checks the other methods' stand-ins

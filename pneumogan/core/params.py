@@ -380,20 +380,20 @@ class EvaluateParams(Section):
     register_as: str | None = Field(
         pattern=f"^{NAME}$",
         description="MLflow registered-model name of the evaluated classifier: a new version "
-        "per evaluate run that passes register_min_auc, never for a study's runs; null logs "
+        "per evaluate run that passes register_min_val_auc, never for a study's runs; null logs "
         "the model in the run without registering it",
     )
-    register_min_auc: float = Field(
+    register_min_val_auc: float = Field(
         ge=0.0,
         le=1.0,
-        description="test AUC below which the evaluated classifier is not registered (it is "
-        "still logged in its run)",
+        description="validation AUC below which the evaluated classifier is not registered (it "
+        "is still logged in its run); the test split chooses nothing",
     )
     champion_alias: str | None = Field(
         pattern=f"^{NAME}$",
-        description="alias of the registered model moved to a new version only when its test "
-        "AUC (version tag test_auc) beats the holder's; serve models:/<register_as>@<alias>; "
-        "null moves no alias",
+        description="alias of the registered model moved to a new version only when its "
+        "validation AUC (version tag val_auc) beats the holder's; serve "
+        "models:/<register_as>@<alias>; null moves no alias",
     )
     batch_size: int = Field(gt=0, description="test images per forward pass")
     threshold: float = Field(

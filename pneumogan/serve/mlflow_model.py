@@ -4,8 +4,8 @@ A pyfunc model around the pipeline's own checkpoint and code (the package travel
 model), so `mlflow.pyfunc.load_model` and `mlflow models serve` preprocess exactly as
 `pneumogan predict` does. The signature takes a uint8 tensor N×S×S at the model's size S.
 
-`publish` registers it behind a gate (a minimum test AUC; never a study's runs), tags the
-version with its test AUC, and moves an alias (`champion`) to it only when it beats the
+`publish` registers it behind a gate (a minimum validation AUC; never a study's runs), tags the
+version with its validation AUC, and moves an alias (`champion`) to it only when it beats the
 alias holder: serve `models:/<name>@<alias>`, not `latest`.
 """
 
@@ -34,7 +34,7 @@ from pneumogan.classify.predictor import predict_proba
 ENTRY = Path(__file__).with_name("mlflow_entry.py")  # runs at load: no pickle in the model
 ARTIFACT = "checkpoint"  # the safetensors file inside the MLflow model
 NAME = "classifier"  # the model's name inside its run
-AUC_TAG = "test_auc"  # model-version tag: the test AUC that the gate and the alias compare
+AUC_TAG = "val_auc"  # model-version tag: the validation AUC that the gate and the alias compare
 # MLflow's own lines on registering (to stderr), which `publish` replaces with one of its own
 REGISTRY_CHATTER = ("Successfully registered model", "Registered model", "Created version")
 
@@ -108,7 +108,7 @@ def publish(
     study: str | None,
 ) -> str:
     """Register the logged `model` as a new version of `name` when it passes the gate: a
-    name, not a study's run, a test AUC of at least `min_auc`. The version is tagged with its
+    name, not a study's run, a validation AUC of at least `min_auc`. The version is tagged with its
     AUC; `alias` moves to it only when that beats the holder's (a holder without the tag is
     beaten). Returns one line saying what happened, for the log."""
     if name is None:
@@ -117,8 +117,8 @@ def publish(
         return f"MLflow model logged, not registered: a run of study {study}"
     if not auc >= min_auc:  # NaN (a one-class test set) fails too
         return (
-            f"MLflow model logged, not registered: test AUC {auc:.4f} is below "
-            f"evaluate.register_min_auc {min_auc:g}"
+            f"MLflow model logged, not registered: validation AUC {auc:.4f} is below "
+            f"evaluate.register_min_val_auc {min_auc:g}"
         )
     said = io.StringIO()
     with contextlib.redirect_stderr(said):
@@ -126,7 +126,7 @@ def publish(
     for line in said.getvalue().splitlines():  # anything but the chatter still shows
         if line.strip() and not line.startswith(REGISTRY_CHATTER):
             print(line, file=sys.stderr)
-    line = f"MLflow model {name} version {version.version} registered (test AUC {auc:.4f})"
+    line = f"MLflow model {name} version {version.version} registered (validation AUC {auc:.4f})"
     if alias is None:
         return line
     client = mlflow.MlflowClient()
@@ -136,8 +136,8 @@ def publish(
         holder = None
     best = float(holder.tags.get(AUC_TAG, "-inf")) if holder is not None else float("-inf")
     if holder is not None and not auc > best:
-        return f"{line}; @{alias} stays on version {holder.version} (test AUC {best:.4f})"
+        return f"{line}; @{alias} stays on version {holder.version} (validation AUC {best:.4f})"
     client.set_registered_model_alias(name, alias, version.version)
     if holder is None:
         return f"{line}; @{alias} set on it"
-    return f"{line}; @{alias} moved to it from version {holder.version} (test AUC {best:.4f})"
+    return f"{line}; @{alias} moved to it from version {holder.version} (validation AUC {best:.4f})"

@@ -103,11 +103,11 @@ def render(
         f"{fuse.get('majority_weight', float('nan')):.3g}",
     }[method]
     name = params["evaluate"]["register_as"]
-    gate = params["evaluate"].get("register_min_auc")
-    if name and gate is not None and not scores["auc"] >= gate:
-        registered = f"an MLflow model, not registered: its test AUC is below {gate:g}"
-    elif name:
-        registered = f"the MLflow model `{name}`"
+    gate = params["evaluate"].get("register_min_val_auc")
+    if name:
+        registered = (
+            f"an MLflow model, registered as `{name}` when its validation AUC reaches {gate:g}"
+        )
     else:
         registered = "an MLflow model (not registered)"
     return (

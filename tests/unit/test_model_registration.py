@@ -55,8 +55,11 @@ def test_logging_registers_nothing_and_says_nothing_of_pip(logged):
     [
         ({"name": None}, "not registered: evaluate.register_as is null"),
         ({"study": "balancing"}, "not registered: a run of study balancing"),
-        ({"auc": 0.85}, "not registered: test AUC 0.8500 is below evaluate.register_min_auc 0.9"),
-        ({"auc": float("nan")}, "not registered: test AUC nan is below"),
+        (
+            {"auc": 0.85},
+            "not registered: validation AUC 0.8500 is below evaluate.register_min_val_auc 0.9",
+        ),
+        ({"auc": float("nan")}, "not registered: validation AUC nan is below"),
     ],
 )
 def test_the_gate_keeps_out_what_should_not_be_served(logged, changes, said):
@@ -78,20 +81,20 @@ def test_the_alias_moves_only_to_a_better_version(logged, capsys):
         return str(client.get_model_version_by_alias(NAME, "champion").version)
 
     assert register(0.95) == (
-        f"MLflow model {NAME} version 1 registered (test AUC 0.9500); @champion set on it"
+        f"MLflow model {NAME} version 1 registered (validation AUC 0.9500); @champion set on it"
     )
-    assert register(0.97).endswith("@champion moved to it from version 1 (test AUC 0.9500)")
+    assert register(0.97).endswith("@champion moved to it from version 1 (validation AUC 0.9500)")
     assert champion() == "2"
-    assert register(0.93).endswith("@champion stays on version 2 (test AUC 0.9700)")
-    assert register(0.97).endswith("@champion stays on version 2 (test AUC 0.9700)")  # a tie
+    assert register(0.93).endswith("@champion stays on version 2 (validation AUC 0.9700)")
+    assert register(0.97).endswith("@champion stays on version 2 (validation AUC 0.9700)")  # a tie
     assert champion() == "2"
     assert versions(client) == {"1": "0.950000", "2": "0.970000", "3": "0.930000", "4": "0.970000"}
     no_alias = publish(model, auc=0.99, name=NAME, min_auc=0.9, alias=None, study=None)
-    assert no_alias == f"MLflow model {NAME} version 5 registered (test AUC 0.9900)"
+    assert no_alias == f"MLflow model {NAME} version 5 registered (validation AUC 0.9900)"
     assert champion() == "2"
     # A holder without the tag (an alias set by hand) is beaten by any version that passes.
     client.delete_model_version_tag(NAME, "2", AUC_TAG)
-    assert register(0.91).endswith("@champion moved to it from version 2 (test AUC -inf)")
+    assert register(0.91).endswith("@champion moved to it from version 2 (validation AUC -inf)")
     assert champion() == "6"
     # MLflow's own "Successfully registered" / "Created version" lines are not printed.
     out = capsys.readouterr()
