@@ -129,7 +129,9 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setattr("torchvision.datasets.utils.download_url", no_network)
 
 
-def sh(cmd: list[str], cwd: Path, env: dict, timeout: int = 300) -> str:
+def sh(cmd: list[str], cwd: Path, env: dict, timeout: int = 1200) -> str:
+    """Run a command, failing on a non-zero exit; the timeout only catches a hang (two test
+    workers share two cores in CI, so a tiny pipeline can take minutes)."""
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}"
     return out.stdout + out.stderr

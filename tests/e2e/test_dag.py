@@ -30,7 +30,7 @@ def git_status(repo, env) -> list[str]:
 
 
 def failing(cmd, repo, env) -> str:
-    out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode != 0, f"{' '.join(cmd)} should have failed:\n{out.stdout}"
     return out.stdout + out.stderr
 

@@ -42,8 +42,9 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
         sh([*dvc, "metrics", "diff", "--json", "--targets", "metrics/eval.json"], repo, env)
     )
     assert details.get("metrics/eval.json"), f"the details diff is empty: {details}"
-    # The plain commands lead with AUC and accuracy.
-    rows = sh([*dvc, "metrics", "diff"], repo, env).splitlines()
+    # The plain commands lead with AUC and accuracy (--all: a tiny run may leave one unchanged,
+    # and plain `metrics diff` hides unchanged rows).
+    rows = sh([*dvc, "metrics", "diff", "--all"], repo, env).splitlines()
     assert [r.split()[1] for r in rows[1:3]] == ["accuracy", "auc"], rows
     columns = sh([*dvc, "exp", "show", "--md", "--no-pager"], repo, env).splitlines()[0]
     assert [c.strip() for c in columns.strip("|").split("|")][2:4] == ["accuracy", "auc"]
