@@ -296,6 +296,11 @@ def close_stale(client: Any) -> None:
 # ---------------------------------------------------------------- a stage's run
 
 
+def run_name(stage: str) -> str:
+    """A stage run's name: its DVC experiment's name (`workspace` outside one), then the stage."""
+    return f"{os.environ.get('DVC_EXP_NAME') or 'workspace'} · {stage}"
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, cfg: StageParams) -> Iterator[StageRun]:
     """Open an MLflow run tagged with stage, DVC experiment and commit, with the slice `cfg`'s
@@ -337,7 +342,8 @@ def stage_run(stage: str, cfg: StageParams) -> Iterator[StageRun]:
         keep_watched(client, run, dvc, uri)
         parent = run.info.run_id
     tags[PROCESS_TAG] = process_key(psutil.Process())
-    mlflow.start_run(run_name=stage, tags=tags, parent_run_id=parent)
+    # Named "<experiment> · <stage>": four evaluate runs of four experiments read apart.
+    mlflow.start_run(run_name=run_name(stage), tags=tags, parent_run_id=parent)
     status = "FAILED"
     try:
         mlflow.log_params(cfg.flat())

@@ -41,19 +41,30 @@ DEFAULT_ONNX = Path("models/classifier.onnx")
 DEFAULT_METRICS = Path("metrics/eval.json")
 
 
+def model_path(given: Path | None, default: Path) -> Path:
+    """The model to load: `given`, else the project's own; outside a project, one line saying
+    what to pass rather than a stage to rerun."""
+    if given is not None or default.exists() or Path("dvc.yaml").is_file():
+        return given or default
+    raise DataError(
+        f"no model at {default}: {Path.cwd()} is not a pneumogan project; pass --model "
+        "(a checkpoint, or an ONNX graph with --onnx), or run inside the project after dvc repro"
+    )
+
+
 def load_predictor(args: argparse.Namespace):
     """(image size, images -> P(pneumonia), the torch Classifier or None for ONNX)."""
     if args.onnx:
         # onnxruntime is imported only for --onnx (the torch path never needs it)
         from pneumogan.serve.onnx_runtime import load_onnx
 
-        graph = load_onnx(args.model or DEFAULT_ONNX)
+        graph = load_onnx(model_path(args.model, DEFAULT_ONNX))
         return graph.size, graph.predict_proba, None
     # torch is imported only here: `predict --onnx` must run without it (tests/unit/test_export)
     from pneumogan.classify.checkpoint import load_classifier
     from pneumogan.classify.predictor import predict_proba
 
-    clf = load_classifier(args.model or DEFAULT_MODEL)
+    clf = load_classifier(model_path(args.model, DEFAULT_MODEL))
     return (
         clf.transform.size,
         lambda images, batch_size: predict_proba(clf, images, batch_size=batch_size),

@@ -60,6 +60,10 @@ def test_repro_exp_run_metrics_diff(tmp_path, tiny_raw_dir):
     stages = sorted(r.data.tags["stage"] for r in runs)
     logged = [s for s in (*ran(first), *ran(exp)) if s != "check_params"]  # validates only
     assert stages == sorted(logged)
+    # Each stage run is named after its DVC experiment and its stage.
+    names = {r.info.run_name for r in runs}
+    assert names == {f"{r.data.tags['dvc_experiment']} · {r.data.tags['stage']}" for r in runs}
+    assert "workspace · evaluate" in names and len([n for n in names if "evaluate" in n]) == 2
     assert {r.data.tags["dvc_experiment"] for r in runs if r.data.tags["stage"] == "train"} >= {
         "workspace"
     }

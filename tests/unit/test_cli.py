@@ -205,6 +205,19 @@ def test_nothing_to_run_exits_2(tmp_path, model_file, metrics_file, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("onnx", [[], ["--onnx"]])
+def test_outside_a_project_predict_says_to_pass_a_model(tmp_path, monkeypatch, capsys, onnx):
+    Image.fromarray(images(1)[0]).save(tmp_path / "a.png")
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(["predict", "a.png", *onnx]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "is not a pneumogan project; pass --model" in err[0], err
+    assert "dvc repro -f" not in err[0]
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # inside a project: the stage to rerun
+    assert cli.run(["predict", "a.png", *onnx]) == 2
+    assert "dvc repro -f" in capsys.readouterr().err
+
+
 def test_the_research_use_note_once_per_run_on_stderr(tmp_path, model_file, capsys):
     """One line on stderr per `predict` run that predicts, whatever the number of files or
     failures; never on stdout (the table), nor on a run that stops before predicting."""
