@@ -2,7 +2,9 @@
 
 A pyfunc model around the pipeline's own checkpoint and code (the package travels inside the
 model), so `mlflow.pyfunc.load_model` and `mlflow models serve` preprocess exactly as
-`pneumogan predict` does. The signature takes a uint8 tensor N×S×S at the model's size S.
+`pneumogan predict` does. It takes 8-bit grayscale images N×S×S at the model's size S, integers
+0..255, and refuses anything else (floats, other sizes, values out of range) with a message
+that says what to send and never repeats the pixels; see `pixels`.
 
 `publish` registers it behind a gate (a minimum validation AUC; never a study's runs), tags the
 version with its validation AUC, and moves an alias (`champion`) to it only when it beats the
@@ -25,7 +27,8 @@ import pandas as pd
 import safetensors
 import torch
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 import pneumogan
 from pneumogan.classify.checkpoint import load_classifier
@@ -47,6 +50,55 @@ class _NoPipVersion(logging.Filter):
         return not record.getMessage().startswith("Failed to resolve installed pip version")
 
 
+class PixelsRefused(MlflowException):
+    """An input the model refuses: HTTP 400 from `mlflow models serve`, with this message only.
+
+    The scoring server rewrites the message of any MlflowException raised in `predict` to
+    "Failed to predict data '<the payload>'..." and answers any other exception with a generic
+    "unexpected error": `message` ignores writes after the first, so the client reads ours,
+    which names what to send and holds no pixel value.
+    """
+
+    def __init__(self, message: str) -> None:
+        self._said = message
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._said
+
+    @message.setter
+    def message(self, _: str) -> None:
+        pass  # the server's rewrite, payload and all, lands nowhere
+
+
+def pixels(model_input: Any, size: int) -> np.ndarray:
+    """`model_input` as uint8 N×size×size, or PixelsRefused saying what to send.
+
+    The model's signature has no input schema (see `log_classifier`), so this is the only
+    check: integers 0..255 of any integer dtype (JSON numbers arrive as int64), never floats,
+    not even whole ones (a float payload is most likely scaled to 0..1).
+    """
+    want = f"send 8-bit grayscale images, integers 0..255, shape (N, {size}, {size})"
+    if isinstance(model_input, np.ndarray):
+        images = model_input
+    else:  # a list, a DataFrame: whatever numpy makes of it
+        try:
+            images = np.asarray(model_input)
+        except ValueError:  # nested lists of unequal lengths
+            raise PixelsRefused(f"images of unequal sizes: {want}") from None
+    if images.size and images.dtype != np.uint8:  # (an empty list is float64 to numpy)
+        if not np.issubdtype(images.dtype, np.integer):
+            what = "floats" if np.issubdtype(images.dtype, np.floating) else images.dtype.name
+            raise PixelsRefused(f"pixels must be integers, not {what}: {want}")
+        if images.min() < 0 or images.max() > 255:
+            raise PixelsRefused(f"pixels must be in 0..255: {want}")
+    if images.ndim != 3 or images.shape[1:] != (size, size):
+        shape = tuple(int(n) for n in images.shape)
+        raise PixelsRefused(f"expected images of shape (N, {size}, {size}), received {shape}")
+    return images.astype(np.uint8, copy=False)
+
+
 class ClassifierModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: rebuilt from the checkpoint artifact when the model loads."""
 
@@ -55,12 +107,8 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
 
     def predict(
         self, context: Any, model_input: np.ndarray, params: dict | None = None
-    ) -> pd.DataFrame:  # an ndarray hint: MLflow infers nothing from it, the signature rules
-        images = np.asarray(model_input)
-        if images.dtype != np.uint8:
-            if images.size and (images.min() < 0 or images.max() > 255):
-                raise ValueError("pixels must be in 0..255 (uint8 grayscale)")
-            images = images.astype(np.uint8)
+    ) -> pd.DataFrame:  # an ndarray hint: MLflow infers nothing from it, `pixels` checks
+        images = pixels(model_input, self.clf.transform.size)
         p = predict_proba(self.clf, images, batch_size=256)
         return pd.DataFrame({"p_normal": 1.0 - p, "p_pneumonia": p})
 
@@ -71,7 +119,11 @@ def log_classifier(
     """Log `checkpoint` as a pyfunc model in the active run (registered when a name is given,
     with no gate: the pipeline registers through `publish`).
 
-    `example` (uint8, batch >= 2) becomes the input example and fixes the signature.
+    `example` (uint8, batch >= 2) becomes the input example. The signature gives the outputs
+    and no input schema, on purpose: MLflow checks a tensor's dtype exactly (a uint8 tensor
+    spec refuses every other dtype in `predict`, with the data in its message) and the scoring
+    server casts JSON numbers to that dtype before the model sees them (0.5 becomes 0, a black
+    image, silently). So `pixels` checks instead, and the MLmodel's metadata states the input.
     """
     for noisy in ("mlflow.pyfunc", "mlflow.models", "mlflow.utils", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -80,14 +132,19 @@ def log_classifier(
         pip_warning.addFilter(_NoPipVersion())
     model = ClassifierModel()
     model.load_context(SimpleNamespace(artifacts={ARTIFACT: str(checkpoint)}))
-    signature = infer_signature(example, model.predict(None, example))
+    size = model.clf.transform.size
+    outputs = infer_signature(example, model.predict(None, example)).outputs
     return mlflow.pyfunc.log_model(
         name=NAME,
         python_model=str(ENTRY),
         artifacts={ARTIFACT: str(checkpoint)},
         code_paths=[str(Path(pneumogan.__file__).parent)],
-        signature=signature,
+        signature=ModelSignature(outputs=outputs),
         input_example=example,
+        metadata={
+            "input": f"uint8 grayscale images, shape (N, {size}, {size}), integers 0..255",
+            "image_size": size,
+        },
         registered_model_name=register_as,
         pip_requirements=[
             f"torch=={torch.__version__.split('+')[0]}",
