@@ -247,7 +247,7 @@ def test_tiny_study_through_the_dvc_queue(tmp_path, tiny_raw_dir):
     study = [sys.executable, "scripts/study.py"]
 
     # Four queued experiments: each stage is a fresh process (torch, MLflow), so minutes.
-    log = sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env, timeout=900)
+    log = sh([*study, "run", "--study", "studies/tiny.yaml"], repo, env, timeout=2400)
     assert "4 to run" in log
     md = repo / "reports/tiny.md"
     text = md.read_text()

@@ -86,13 +86,42 @@ def runs(repo) -> tuple[object, dict]:
     return parent, {r.data.tags["stage"]: r.info.status for r in children}
 
 
-def settled(repo, run_id: str, timeout: float = 120) -> str:
+def settled(repo, run_id: str, timeout: float = 600) -> str:
     """The run's status once its watcher has closed it (it does so after dvc exits)."""
     deadline = time.monotonic() + timeout
     while (status := client(repo).get_run(run_id).info.status) == "RUNNING":
         assert time.monotonic() < deadline, f"run {run_id} still RUNNING after {timeout} s"
         time.sleep(0.5)
     return status
+
+
+STARTED: list[subprocess.Popen] = []  # every hanging dvc of this module, killed at its end
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_dvc():
+    """A dvc a failed test left hanging is killed with its group, so that its lock on b.txt
+    does not fail the tests after it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def ended(proc: subprocess.Popen, timeout: float) -> str:
+    """`proc`'s output once it exits; past `timeout`, a failure that shows what each process of
+    its group was doing (the timeout catches a hang: two test workers share two cores in CI)."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        ps = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,wchan:24,etime,args", "-g", str(proc.pid)],
+            capture_output=True,
+            text=True,
+        ).stdout
+        pytest.fail(f"dvc still running {timeout:g} s after the signal; its group:\n{ps}")
 
 
 def hang_in_b(repo, env) -> subprocess.Popen:
@@ -108,7 +137,8 @@ def hang_in_b(repo, env) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 180
+    STARTED.append(proc)
+    deadline = time.monotonic() + 600
     while not (repo / "hanging").exists():
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "stage b never started"
@@ -143,7 +173,7 @@ def test_ctrl_c_prints_one_line_and_kills_the_parent(probe):
     repo, env = probe
     proc = hang_in_b(repo, env)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
-    log = proc.communicate(timeout=120)[0]
+    log = ended(proc, 600)
     assert proc.returncode != 0
     assert "interrupted: stage b stopped (Ctrl-C)" in log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
@@ -156,7 +186,7 @@ def test_a_stage_killed_outright_is_closed_as_killed(probe):
     repo, env = probe
     proc = hang_in_b(repo, env)
     os.kill(int((repo / "hanging").read_text()), signal.SIGKILL)  # the stage only
-    proc.communicate(timeout=120)
+    ended(proc, 600)
     parent, _ = runs(repo)
     assert settled(repo, parent.info.run_id) == "KILLED"
     assert runs(repo)[1] == {"b": "KILLED"}
@@ -166,7 +196,7 @@ def test_runs_of_a_dvc_killed_outright_are_closed_by_the_next_run(probe):
     repo, env = probe
     proc = hang_in_b(repo, env)
     os.killpg(proc.pid, signal.SIGKILL)  # dvc, the stage and the watcher
-    proc.communicate(timeout=60)
+    ended(proc, 600)
     killed, stages = runs(repo)
     assert stages == {"b": "RUNNING"}  # nothing left to close them
     sh([*B, "-f"], repo, env)
