@@ -30,6 +30,14 @@ def test_two_exports_are_the_same_bytes(exported):
     assert (d / "a.onnx").read_bytes() == (d / "b.onnx").read_bytes()
 
 
+def test_the_graph_names_no_path_of_the_checkout_it_came_from(exported):
+    """A clean clone elsewhere exports the same bytes: no absolute source path in the file."""
+    _, d = exported
+    data = (d / "a.onnx").read_bytes()
+    package = ROOT / "pneumogan"
+    assert str(package).encode() not in data and b"onnx_export.py" not in data
+
+
 @pytest.mark.parametrize("n", [1, 3, 40])
 def test_any_batch_size_agrees_with_torch(exported, n):
     clf, d = exported
@@ -54,6 +62,14 @@ def test_parity_counts_label_flips():
     got = parity(np.array([0.1, 0.49, 0.9]), np.array([0.1, 0.51, 0.9]), threshold=0.5)
     assert got["label_flips"] == 1 and got["n"] == 3
     assert got["max_abs_diff"] == pytest.approx(0.02)
+    assert got["max_abs_diff_ppm"] == pytest.approx(20_000)
+
+
+def test_a_sub_micro_difference_shows_in_dvc_metrics_diffs_five_decimals():
+    """DVC rounds metrics to five decimals: 2.4e-07 against 5.7e-07 read 0.0 and 0.0."""
+    a = parity(np.array([0.5]), np.array([0.5 + 2.4e-07]), threshold=0.5)["max_abs_diff_ppm"]
+    b = parity(np.array([0.5]), np.array([0.5 + 5.7e-07]), threshold=0.5)["max_abs_diff_ppm"]
+    assert (round(a, 5), round(b, 5)) == (pytest.approx(0.24), pytest.approx(0.57))
 
 
 @pytest.mark.parametrize("content", [b"", b"not onnx at all"])
