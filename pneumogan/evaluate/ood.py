@@ -147,7 +147,7 @@ def gate_report(
     labels = np.asarray(labels)
     every = np.concatenate(list(flagged_by_kind.values()))
     return {
-        "threshold": round(float(gate_info["threshold"]), 6),
+        "threshold": float(gate_info["threshold"]),  # exact: the decision compares with it
         "val_pass_rate": round(float(gate_info["val_pass_rate"]), 6),
         "test_pass_rate": round(float(passed.mean()), 6),
         "test_pass_rate_normal": round(float(passed[labels == 0].mean()), 6),
