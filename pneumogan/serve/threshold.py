@@ -63,10 +63,7 @@ def gate_word(flagged: bool | None) -> str:
 def gate_line(gate_threshold: float | None) -> str:
     """One line on the gate in use, for the top of a table."""
     if gate_threshold is None:
-        return (
-            "gate: absent (the model was trained without an input gate: every image gets a "
-            "call; retrain it with dvc repro -f train)"
-        )
+        return "gate: absent (a model older than the input gate: every image gets a call)"
     return (
         f"gate: OOD score above {gate_threshold:.4g} is flagged: the image {NOT_AN_XRAY}, "
         "and gets no call"
