@@ -149,24 +149,31 @@ def export_parity() -> str:
 def predict_example() -> str:
     """What `pneumogan predict` prints for PNGs of a few test images: the probabilities
     `evaluate` wrote for them (metrics/eval/predictions.csv), in the CLI's own table."""
-    from pneumogan.core.choices import LABELS
     from pneumogan.serve.cli import table
+    from pneumogan.serve.threshold import call, gate_word
 
     with (ROOT / "metrics/eval/predictions.csv").open() as f:
         rows = {int(r["index"]): r for r in csv.DictReader(f) if r["split"] == "test"}
-    threshold = json_file("metrics/eval.json")["threshold"]
+    scores = json_file("metrics/eval.json")
+    threshold = scores["threshold"]
+    # a model with an input gate: its threshold, and each image's score (predictions.csv)
+    gate = scores["gate"]["threshold"] if "gate" in scores else None
     shown = []
     for i in PREDICT_EXAMPLE:  # the npz's test image i
         p = float(rows[i]["probability"])
+        score = float(rows[i]["ood_score"]) if gate is not None else None
+        flagged = None if score is None else score > gate
         shown.append(
             {
                 "file": f"xrays/test_{i:03d}.png",
                 "p_normal": 1.0 - p,
                 "p_pneumonia": p,
-                "label": LABELS[int(p >= threshold)],
+                "ood_score": score,
+                "gate": gate_word(flagged),
+                "label": call(p, threshold, flagged),
             }
         )
-    out = table(shown, threshold, "metrics/eval.json: evaluate.threshold")
+    out = table(shown, threshold, "metrics/eval.json: evaluate.threshold", gate)
     listed = ", ".join(map(str, PREDICT_EXAMPLE[:-1])) + f" and {PREDICT_EXAMPLE[-1]}"
     return (
         f"For PNGs of test images {listed} it prints, to six digits, the probabilities "

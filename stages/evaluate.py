@@ -1,7 +1,9 @@
 """Stage evaluate: the classifier on the real test split, read here and nowhere else.
 
 Metrics at evaluate.threshold and at a threshold chosen on the validation split (Youden's J:
-the highest sensitivity + specificity − 1 there), bootstrap intervals, calibration, plots.
+the highest sensitivity + specificity − 1 there), bootstrap intervals, calibration, plots; and
+the input gate: the share of real test X-rays it passes and the share of generated non-X-ray
+images (blank, noise, natural-image-like, CT-like, tiny) it flags.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pneumogan.classify.checkpoint import load_classifier
-from pneumogan.classify.predictor import predict_proba
+from pneumogan.classify.predictor import gate_scores, predict_proba
 from pneumogan.core import seeds, stage, tracking
 from pneumogan.core.files import write_json, write_table
 from pneumogan.core.params import StageParams, flatten, load_slice
 from pneumogan.data.contract import load_sources, load_split
-from pneumogan.evaluate import metrics
+from pneumogan.evaluate import metrics, ood
 from pneumogan.report import figures
 from pneumogan.serve import mlflow_model
 
@@ -42,6 +44,17 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
             level=ep.ci_level,
             rng=seeds.numpy_rng(cfg.seed, "evaluate"),
         )
+        score = None
+        if clf.gate is None:
+            log.info("the model has no input gate (trained before it existed): no gate figures")
+        else:
+            score, flagged = gate_scores(clf, images, batch_size=ep.batch_size)
+            sets = ood.non_xrays(clf.transform.size, seeds.numpy_rng(cfg.seed, "evaluate_ood"))
+            by_kind = {
+                kind: gate_scores(clf, x, batch_size=ep.batch_size)[1] for kind, x in sets.items()
+            }
+            scores["gate"] = ood.gate_report(labels, flagged, by_kind, clf.gate.info)
+            log.info(gate_line(scores["gate"]))
         out = args.plots
         reliability = metrics.reliability_table(labels, prob, ep.calibration_bins)
         write_table(out / "reliability.csv", reliability)
@@ -49,7 +62,9 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         write_table(out / "pr.csv", metrics.pr_table(labels, prob))
         write_table(
             out / "predictions.csv",
-            metrics.predictions_table(labels, prob, ep.threshold, load_sources(args.test)),
+            metrics.predictions_table(
+                labels, prob, ep.threshold, load_sources(args.test), ood_score=score
+            ),
         )
         figures.reliability_figure(out / "reliability.png", reliability, scores["ece"])
         figures.error_grid(out / "errors.png", images, labels, prob, ep.threshold, ep.error_grid)
@@ -70,6 +85,15 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
             study=cfg.pipeline().get("study"),
         )
         log.info(published)
+
+
+def gate_line(gate: dict) -> str:
+    rates = ", ".join(f"{kind} {rate:.0%}" for kind, rate in gate["flag_rate"].items())
+    return (
+        f"input gate (threshold {gate['threshold']:.4g}): passes {gate['test_pass_rate']:.1%} "
+        f"of the real test X-rays; flags {gate['non_xray_flag_rate']:.1%} of the generated "
+        f"non-X-ray images ({rates})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

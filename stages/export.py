@@ -1,7 +1,9 @@
 """Stage export: the classifier as ONNX, checked against the checkpoint on the whole test split.
 
 The largest |difference| in P(pneumonia) between onnxruntime and torch is the stage's metric;
-above `export.max_abs_diff` the stage fails and writes nothing.
+above `export.max_abs_diff` the stage fails and writes nothing. For a checkpoint with an input
+gate, the gate's scores are compared too (largest relative difference, the same limit) and its
+decisions must agree on every test image.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pneumogan.classify.checkpoint import load_classifier
-from pneumogan.classify.predictor import predict_proba
+from pneumogan.classify.predictor import predict
 from pneumogan.core import stage, tracking
 from pneumogan.core.errors import DataError
 from pneumogan.core.files import write_json
 from pneumogan.core.params import StageParams, load_slice
 from pneumogan.data.contract import load_split
-from pneumogan.serve.onnx_export import export_onnx, parity
+from pneumogan.serve.onnx_export import export_onnx, gate_parity, parity
 from pneumogan.serve.onnx_runtime import load_onnx
 
 log = logging.getLogger("pneumogan.export")
@@ -34,9 +36,13 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
             candidate = Path(tmp) / args.out.name
             export_onnx(clf, candidate, cfg.export.opset)
-            p_onnx = load_onnx(candidate).predict_proba(images, batch_size=batch)
-            p_torch = predict_proba(clf, images, batch_size=batch)
-            scores = parity(p_torch, p_onnx, cfg.evaluate.threshold)
+            p_onnx, score_onnx, flag_onnx = load_onnx(candidate).predict(images, batch_size=batch)
+            torch_out = predict(clf, images, batch_size=batch)
+            scores = parity(torch_out.p, p_onnx, cfg.evaluate.threshold)
+            if torch_out.score is not None:
+                scores.update(
+                    gate_parity(torch_out.score, torch_out.flagged, score_onnx, flag_onnx)
+                )
             log.info(
                 "ONNX vs torch on %d test images: max |ΔP(pneumonia)| %.3g (limit %g), "
                 "%d labels differ at threshold %g",
@@ -52,6 +58,19 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
                     f"{scores['max_abs_diff']:.3g} in P(pneumonia), over export.max_abs_diff "
                     f"= {limit:g}; nothing written"
                 )
+            if "gate_flips" in scores:
+                log.info(
+                    "input gate: max relative |Δscore| %.3g, %d decisions differ",
+                    scores["gate_max_rel_diff"],
+                    scores["gate_flips"],
+                )
+                if scores["gate_max_rel_diff"] > limit or scores["gate_flips"]:
+                    raise DataError(
+                        f"the ONNX export's input gate differs from the checkpoint's: scores by "
+                        f"up to {scores['gate_max_rel_diff']:.3g} (relative; export.max_abs_diff "
+                        f"= {limit:g}), {scores['gate_flips']} decision(s) on the test split; "
+                        "nothing written"
+                    )
             candidate.replace(args.out)
         write_json(args.metrics, scores)
         run.log_metrics(scores)

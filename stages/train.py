@@ -1,4 +1,5 @@
-"""Stage train: the CNN classifier on the fused training set, chosen by validation AUC."""
+"""Stage train: the CNN classifier on the fused training set, chosen by validation AUC, with
+its input gate fitted on the real training split and thresholded on validation."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import torch
 
 from pneumogan.classify.checkpoint import Classifier, save_classifier
 from pneumogan.classify.nets import ClassifierConfig
-from pneumogan.classify.train import network, train_classifier
+from pneumogan.classify.train import network, train_classifier, with_gate
 from pneumogan.core import seeds, stage, tracking
 from pneumogan.core.device import describe, pick_device
 from pneumogan.core.files import write_json
 from pneumogan.core.history import History
-from pneumogan.core.params import StageParams, TrainParams, load_slice
+from pneumogan.core.params import StageParams, TrainParams, flatten, load_slice
 from pneumogan.data.contract import load_split, load_weights
 
 log = logging.getLogger("pneumogan.train")
@@ -45,9 +46,35 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
         )
         # an ensemble's curves run on across its members, with the member in a column
         history.save(args.curves, CURVE_COLUMNS + (["member"] if net.members > 1 else []))
+        real = load_split(args.real_train, size=train[0].shape[1])
+        clf = with_gate(
+            clf,
+            real,
+            val,
+            cfg.train.gate_pass_rate,
+            batch_size=cfg.train.batch_size,
+            device=device,
+        )
         record(args, run, clf, summary, device)
+        run.log_metrics(flatten({"gate": gate_summary(clf.gate.info)}))
     for line in what_was_kept(net, summary):
         log.info(line)
+    log.info(what_the_gate_passes(clf.gate.info))
+
+
+def gate_summary(info: dict) -> dict:
+    """The gate's figures, for MLflow (evaluate reports them in metrics/eval.json)."""
+    keys = ("threshold", "val_pass_rate", "shrinkage", "features", "n_train", "n_val")
+    return {k: info[k] for k in keys}
+
+
+def what_the_gate_passes(info: dict) -> str:
+    return (
+        f"input gate: Mahalanobis distance of the {info['features']} features to the nearer "
+        f"class mean of {info['n_train']} real training images; threshold {info['threshold']:.4g} "
+        f"passes {info['val_pass_rate']:.1%} of {info['n_val']} validation images "
+        f"(train.gate_pass_rate {info['pass_rate']:g})"
+    )
 
 
 def record(
@@ -107,6 +134,9 @@ def what_was_kept(net: ClassifierConfig, summary: dict) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     p = stage.parser(__doc__)
     p.add_argument("--train", type=Path, required=True, help="fused training set")
+    p.add_argument(
+        "--real-train", type=Path, required=True, help="real training split (fits the gate)"
+    )
     p.add_argument("--val", type=Path, required=True, help="real validation split")
     p.add_argument("--model", type=Path, required=True, help="checkpoint to write")
     p.add_argument("--metrics", type=Path, required=True, help="summary (json)")

@@ -59,6 +59,44 @@ def tiny_classifier(seed: int = 0):
     return Classifier(build(cfg).eval(), cfg, ImageTransform(size=28), {})
 
 
+def make_xrays(labels: np.ndarray, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """Chest-X-ray-like images: a bright body on a dark ground, two darker lungs, soft texture;
+    pneumonia a haze in one lung. What the input gate's tests fit it on."""
+    c = (np.arange(size) + 0.5) / size * 2 - 1
+    y, x = np.meshgrid(c, c, indexing="ij")
+    out = []
+    for label in labels:
+        image = 30 + 140 * ((y / 1.1) ** 2 + (x / 0.85) ** 2 < 1) + 20 * y
+        for side in (-1, 1):
+            cx = side * rng.uniform(0.3, 0.42)
+            lung = ((y + 0.1) / rng.uniform(0.5, 0.65)) ** 2 + ((x - cx) / 0.25) ** 2 < 1
+            image = np.where(lung, image - rng.uniform(70, 90), image)
+        if label:
+            cx = rng.choice([-1, 1]) * 0.35
+            image = image + 50 * np.exp(
+                -(((y - rng.uniform(-0.2, 0.2)) ** 2 + (x - cx) ** 2) / 0.05)
+            )
+        image = image + rng.normal(0, 6, image.shape) + rng.uniform(-15, 15)
+        out.append(np.clip(image, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def xray_split(n: int, rng: np.random.Generator, size: int = 28):
+    """(images, labels) of `make_xrays`, a third of them normal."""
+    labels = rng.permutation(np.r_[np.zeros(n // 3), np.ones(n - n // 3)].astype(np.int64))
+    return make_xrays(labels, rng, size), labels
+
+
+def tiny_gated_classifier(seed: int = 0, pass_rate: float = 0.99):
+    """`tiny_classifier` with an input gate fitted on X-ray-like images (`make_xrays`)."""
+    from pneumogan.classify.train import with_gate
+
+    rng = np.random.default_rng(seed)
+    return with_gate(
+        tiny_classifier(seed), xray_split(96, rng), xray_split(48, rng), pass_rate, batch_size=64
+    )
+
+
 def tiny_classifier_file(path: Path) -> Path:
     from pneumogan.classify.checkpoint import save_classifier
 
@@ -70,6 +108,15 @@ def tiny_classifier_file(path: Path) -> Path:
 def model_file(tmp_path) -> Path:
     """A tiny classifier checkpoint (see tiny_classifier)."""
     return tiny_classifier_file(tmp_path / "clf.safetensors")
+
+
+@pytest.fixture
+def gated_model_file(tmp_path) -> Path:
+    """A tiny classifier checkpoint with an input gate (see tiny_gated_classifier)."""
+    from pneumogan.classify.checkpoint import save_classifier
+
+    save_classifier(tmp_path / "gated.safetensors", tiny_gated_classifier())
+    return tmp_path / "gated.safetensors"
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pneumogan.classify.augment import augment, mixup
 from pneumogan.classify.checkpoint import Classifier
+from pneumogan.classify.gate import features, fit_gate
 from pneumogan.classify.nets import ClassifierConfig, Ensemble, ShiftTTA, build
 from pneumogan.classify.predictor import predict_proba
 from pneumogan.core.params import Regularisation, Schedule, TrainParams
@@ -121,6 +122,27 @@ def train_classifier(
         )
     clf = Classifier(model, net, ImageTransform(size=net.size), dict(summary))
     return clf, summary
+
+
+def with_gate(
+    clf: Classifier,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    pass_rate: float,
+    *,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> Classifier:
+    """`clf` with an input gate fitted on the features of `train` (real images only: the gate
+    measures likeness to real X-rays), its threshold passing `pass_rate` of `val`."""
+    model, encode = clf.model.to(device), clf.transform.encode
+    try:
+        f_train = features(model, encode(train[0]), batch_size=batch_size, device=device)
+        f_val = features(model, encode(val[0]), batch_size=batch_size, device=device)
+    finally:
+        clf.model.cpu()
+    gate = fit_gate(f_train, train[1], f_val, pass_rate).eval()
+    return Classifier(clf.model.eval(), clf.config, clf.transform, clf.info, gate)
 
 
 def _val_proba(

@@ -358,6 +358,13 @@ class TrainParams(Regularisation, Schedule):
         description="test-time augmentation: P(pneumonia) is the mean over the image and its 4 "
         "shifts by this many px; 0 is off",
     )
+    gate_pass_rate: float = Field(
+        gt=0.5,
+        le=1.0,
+        description="the input gate's threshold: the share of real validation X-rays whose "
+        "out-of-distribution score (Mahalanobis distance of the classifier's features to the "
+        "training X-rays') it lets pass; an image scoring higher is flagged, not called",
+    )
     device: Device = Field(description=AUTO)
 
     @model_validator(mode="after")
@@ -428,7 +435,8 @@ class ExportParams(Section):
     max_abs_diff: float = Field(
         gt=0.0,
         le=1.0,
-        description="fail when onnxruntime and torch differ by more in any test P(pneumonia)",
+        description="fail when onnxruntime and torch differ by more in any test P(pneumonia), "
+        "or (relatively) in any test image's input-gate score",
     )
 
 

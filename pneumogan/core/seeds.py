@@ -29,6 +29,7 @@ PURPOSES = {
     "eda": 14,  # which training images the sample grids show
     "synthesis_probe": 15,  # a conditional generator's probe images of the other classes
     "quality_per_class": 16,  # probe and KID subsets of its per-class quality
+    "evaluate_ood": 17,  # the non-X-ray images the input gate is scored on
 }
 
 

@@ -55,13 +55,19 @@ def pr_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
 
 
 def predictions_table(
-    y: np.ndarray, p: np.ndarray, threshold: float, sources: dict[str, np.ndarray] | None = None
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    sources: dict[str, np.ndarray] | None = None,
+    *,
+    ood_score: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per test image, class names as labels, for DVC's confusion-matrix template.
 
     With `sources` (see `pneumogan.data.contract.save_split`) each row says where its image
     sits in the raw file (`split`, `index`, and `file` for a folder source), and the rows are
-    in the raw file's order; `pneumogan review` pairs two evaluations' rows by them.
+    in the raw file's order; `pneumogan review` pairs two evaluations' rows by them. With
+    `ood_score` (a model with an input gate) the last column is each image's gate score.
     """
     names = np.array([LABELS[0], LABELS[1]])
     table = pd.DataFrame(
@@ -71,6 +77,8 @@ def predictions_table(
             "probability": np.round(p, 6),
         }
     )
+    if ood_score is not None:
+        table["ood_score"] = np.round(ood_score, 6)
     if not sources:
         return table
     where = {"split": sources["source_split"], "index": sources["source_index"]}

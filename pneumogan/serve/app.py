@@ -5,7 +5,9 @@
 starts Streamlit on http://127.0.0.1:P (never on other interfaces) with its usage statistics
 off. The app reads the checkpoint and the evaluated threshold exactly as `pneumogan predict`
 does and shows the same probabilities, to three decimals, against the threshold, with the
-sensitivity and specificity that threshold had on the test split. Uploads stay in memory:
+sensitivity and specificity that threshold had on the test split. An image the model's input
+gate flags (its out-of-distribution score above the gate's threshold) is marked as not
+looking like the chest X-rays the model learned from, and gets no call. Uploads stay in memory:
 each file is written to a temporary directory only long enough to be read, then deleted;
 the case label typed in the app is never logged, printed or written anywhere, nor put in
 the results' CSV download. Research use only, not for diagnosis.
@@ -35,14 +37,15 @@ import numpy as np
 from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError
 from pneumogan.data.readers import fit, read_image
-from pneumogan.serve.threshold import choose_threshold
+from pneumogan.serve.threshold import NOT_AN_XRAY, call, choose_threshold, gate_word
 
 NOTE = "Research use only — not for diagnosis."
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom"]
 SHOWN = 224  # about this many pixels a side for the network's input on screen
 SENT = 1460  # Streamlit sends an image wider than this downscaled to this width
 CSV_NAME = "pneumogan-results.csv"
-CSV_COLUMNS = ["file", "p_pneumonia", "call", "threshold"]
+CSV_COLUMNS = ["file", "p_pneumonia", "ood_score", "gate", "call", "threshold"]
+NO_CALL = "no call: flagged"  # what a flagged image shows where a label would stand
 METRICS = (  # (key in eval.json, name on screen, depends on the threshold)
     ("auc", "AUC", False),
     ("accuracy", "Accuracy", True),
@@ -175,6 +178,7 @@ def sidebar(st, clf, scores: dict, threshold: float, source: str) -> None:
         if "best_val_auc" in clf.info:
             st.caption(f"best validation AUC {clf.info['best_val_auc']:.3f}")
         st.markdown(f"Threshold **{threshold:g}**  \n({escape(source)})")
+        st.markdown(gate_text(clf))
         st.subheader("Test metrics")
         n = scores.get("n")
         st.caption(
@@ -190,6 +194,51 @@ def sidebar(st, clf, scores: dict, threshold: float, source: str) -> None:
             st.info("The metrics file holds no test metrics.")
         st.divider()
         st.caption(NOTE)
+
+
+def gate_text(clf) -> str:
+    """Markdown: the model's input gate, for the sidebar."""
+    if clf.gate is None:
+        return (
+            "Input gate: **none** (a model trained before the gate existed): every image gets "
+            "a call, whatever it shows."
+        )
+    info = clf.gate.info
+    passed = info.get("val_pass_rate")
+    share = f", which {passed:.1%} of the validation X-rays scored" if passed is not None else ""
+    return (
+        f"Input gate: OOD score at most **{clf.gate.threshold:.4g}**{share}; above it an image "
+        "is flagged and gets no call."
+    )
+
+
+def calls(clf, images: np.ndarray, threshold: float) -> list[dict]:
+    """What the app shows for each image: P(pneumonia), the gate's score and word, the call
+    (None when flagged); the same predictor and rule as `pneumogan predict`."""
+    from pneumogan.classify.predictor import predict  # torch: only once images come
+
+    out = predict(clf, images, batch_size=256)
+    rows = []
+    for i, p in enumerate(out.p):
+        flag = None if out.flagged is None else bool(out.flagged[i])
+        rows.append(
+            {
+                "p_pneumonia": float(p),
+                "ood_score": None if out.score is None else float(out.score[i]),
+                "gate": gate_word(flag),
+                "label": call(float(p), threshold, flag),
+            }
+        )
+    return rows
+
+
+def flag_text(score: float, gate_threshold: float) -> str:
+    """Why a flagged image gets no call."""
+    return (
+        f"This image {NOT_AN_XRAY}: its out-of-distribution score {score:.4g} is above the "
+        f"gate's threshold {gate_threshold:.4g}. No call is made; P(pneumonia) is shown, but "
+        "means nothing for an image like this."
+    )
 
 
 def prob(p: float) -> str:
@@ -240,9 +289,10 @@ def call_text(p: float, threshold: float, label: str) -> str:
 
 
 def bar_html(p: float, threshold: float, label: str) -> str:
-    """P(pneumonia) as a bar from 0 to 1 with the threshold marked on it and named below."""
+    """P(pneumonia) as a bar from 0 to 1 with the threshold marked on it and named below; grey
+    for a flagged image (no call)."""
     fill, at = 100 * min(max(p, 0.0), 1.0), 100 * threshold
-    colour = "#c0392b" if label == LABELS[1] else "#2e86c1"
+    colour = {LABELS[1]: "#c0392b", LABELS[0]: "#2e86c1"}.get(label, "#95a5a6")
     return (
         f'<div class="pg-bar" role="img" aria-label="{html.escape(call_text(p, threshold, label))}"'
         ' style="margin:0.3rem 0 1.7rem 0">'
@@ -286,14 +336,18 @@ def operating_point(scores: dict, threshold: float) -> str | None:
     return f"At threshold {thr(threshold)}, {on}: " + "; ".join(parts) + "."
 
 
-def results_csv(names: Sequence[str], probs: Sequence[float], threshold: float) -> str:
-    """The session's results as CSV: file name, P(pneumonia), call, threshold; no case label
-    and no ground truth (the app never has one)."""
+def results_csv(names: Sequence[str], rows: Sequence[dict], threshold: float) -> str:
+    """The session's results as CSV: file name, P(pneumonia), the gate's score and word, call
+    (empty when flagged), threshold; no case label and no ground truth (the app never has
+    one). `rows` as `calls` makes them."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for name, p in zip(names, probs, strict=True):
-        writer.writerow([name, f"{p:.6f}", LABELS[int(p >= threshold)], f"{threshold:g}"])
+    for name, r in zip(names, rows, strict=True):
+        score = "" if r["ood_score"] is None else f"{r['ood_score']:.6g}"
+        writer.writerow(
+            [name, f"{r['p_pneumonia']:.6f}", score, r["gate"], r["label"] or "", f"{threshold:g}"]
+        )
     return out.getvalue()
 
 
@@ -410,11 +464,9 @@ def main(argv: Sequence[str]) -> None:
     if not images:
         return
 
-    # torch, and captum for the heatmap: loaded when the first image is predicted
-    from pneumogan.classify.predictor import predict_proba
-
     batch = np.stack(images)
-    probs = predict_proba(clf, batch, batch_size=256)
+    # torch, and captum for the heatmap: loaded when the first image is predicted
+    results = calls(clf, batch, threshold)
     if heatmap:
         from pneumogan.evaluate import explain  # captum: only when a heatmap is asked for
 
@@ -430,15 +482,16 @@ def main(argv: Sequence[str]) -> None:
     )
     head[1].download_button(
         "Download results (CSV)",
-        results_csv(names, [float(p) for p in probs], threshold),
+        results_csv(names, results, threshold),
         file_name=CSV_NAME,
         mime="text/csv",
         on_click="ignore",
-        help="File name, P(pneumonia), call and threshold of each image: no case label.",
+        help="File name, P(pneumonia), gate, call and threshold of each image: no case label.",
     )
-    rows = zip(names, originals, images, probs, heats, strict=True)
-    for i, (name, original, image, p, heat) in enumerate(rows):
-        label = LABELS[int(p >= threshold)]
+    rows = zip(names, originals, images, results, heats, strict=True)
+    for i, (name, original, image, result, heat) in enumerate(rows):
+        p = result["p_pneumonia"]
+        label = result["label"] or NO_CALL
         with st.container(border=True, key=f"result_{i}"):
             cols = st.columns([1, 1, 1, 2] if heat is not None else [1, 1, 2])
             h, w = original.shape
@@ -455,7 +508,9 @@ def main(argv: Sequence[str]) -> None:
                 cols[2].html(colour_bar_html(top, peak))
                 cols[2].caption(cam_caption(peak, top, len(images)))
             out = cols[-1]
-            out.subheader(label)
+            out.subheader(label if result["label"] else "Flagged: not like the training X-rays")
+            if result["label"] is None:
+                out.warning(flag_text(result["ood_score"], clf.gate.threshold), icon="🚩")
             out.text(result_line(name, float(p), label))
             out.html(bar_html(float(p), threshold, label))
 

@@ -8,7 +8,9 @@
 Images: PNG, JPEG and DICOM (single-frame grayscale).
 
 The preprocessing is the checkpoint's own (its image size and pixel map); the threshold is
-the one `evaluate` scored (`metrics/eval.json`) unless given. `--onnx` runs the exported
+the one `evaluate` scored (`metrics/eval.json`) unless given. The model's input gate scores
+every image (`OOD score`); an image above the gate's threshold is flagged: its probabilities
+are shown, but it gets no label (`—`, empty in CSV, null in JSON). `--onnx` runs the exported
 graph (`models/classifier.onnx`, from the `export` stage) with onnxruntime; torch is not
 imported. Unreadable files get one line
 each on stderr and the rest still run; the exit status is 0 when every file was predicted,
@@ -29,12 +31,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pneumogan.core.choices import LABELS
 from pneumogan.core.errors import DataError
 from pneumogan.core.files import atomic_path, write_text
 from pneumogan.data.readers import MAX_PIXELS, find_images, fit, read_image
 from pneumogan.serve.app import NOTE, launch
-from pneumogan.serve.threshold import choose_threshold, parse_threshold
+from pneumogan.serve.threshold import (
+    call,
+    choose_threshold,
+    gate_line,
+    gate_word,
+    parse_threshold,
+)
 
 DEFAULT_MODEL = Path("models/classifier.safetensors")
 DEFAULT_ONNX = Path("models/classifier.onnx")
@@ -53,29 +60,56 @@ def model_path(given: Path | None, default: Path) -> Path:
 
 
 def load_predictor(args: argparse.Namespace):
-    """(image size, images -> P(pneumonia), the torch Classifier or None for ONNX)."""
+    """(image size, images -> (P(pneumonia), gate score, gate flag), the gate's threshold, the
+    torch Classifier or None for ONNX); score, flag and threshold are None without a gate."""
     if args.onnx:
         # onnxruntime is imported only for --onnx (the torch path never needs it)
         from pneumogan.serve.onnx_runtime import load_onnx
 
         graph = load_onnx(model_path(args.model, DEFAULT_ONNX))
-        return graph.size, graph.predict_proba, None
+        return graph.size, graph.predict, graph.gate_threshold, None
     # torch is imported only here: `predict --onnx` must run without it (tests/unit/test_export)
     from pneumogan.classify.checkpoint import load_classifier
-    from pneumogan.classify.predictor import predict_proba
+    from pneumogan.classify.predictor import predict as predict_torch
 
     clf = load_classifier(model_path(args.model, DEFAULT_MODEL))
-    return (
-        clf.transform.size,
-        lambda images, batch_size: predict_proba(clf, images, batch_size=batch_size),
-        clf,
-    )
+
+    def run(images: np.ndarray, batch_size: int):
+        out = predict_torch(clf, images, batch_size=batch_size)
+        return out.p, out.score, out.flagged
+
+    return clf.transform.size, run, None if clf.gate is None else clf.gate.threshold, clf
+
+
+def prediction_rows(
+    paths: Sequence[Path],
+    p: np.ndarray,
+    score: np.ndarray | None,
+    flagged: np.ndarray | None,
+    threshold: float,
+) -> list[dict]:
+    """One row per image: file, probabilities, the gate's score and word, and the call (None
+    for an image the gate flagged)."""
+    rows = []
+    for i, (path, pneumonia) in enumerate(zip(paths, p, strict=True)):
+        flag = None if flagged is None else bool(flagged[i])
+        rows.append(
+            {
+                "file": str(path),
+                "p_normal": 1.0 - float(pneumonia),
+                "p_pneumonia": float(pneumonia),
+                "ood_score": None if score is None else float(score[i]),
+                "gate": gate_word(flag),
+                "label": call(float(pneumonia), threshold, flag),
+            }
+        )
+    return rows
 
 
 def predict(args: argparse.Namespace) -> int:
     if args.onnx and args.cam:
         raise DataError("--cam needs the torch checkpoint (Grad-CAM); drop --onnx")
-    size, predict_proba, clf = load_predictor(args)
+    size, run_model, gate_threshold, clf = load_predictor(args)
     threshold, source = choose_threshold(args.threshold, args.metrics)
     files = find_images(args.paths)
     if not files:
@@ -91,24 +125,20 @@ def predict(args: argparse.Namespace) -> int:
             failed += 1
     rows = []
     if ok:
-        p = predict_proba(np.stack(images), batch_size=args.batch_size)
-        for path, pneumonia in zip(ok, p, strict=True):
-            label = LABELS[int(pneumonia >= threshold)]
-            rows.append(
-                {
-                    "file": str(path),
-                    "p_normal": 1.0 - float(pneumonia),
-                    "p_pneumonia": float(pneumonia),
-                    "label": label,
-                }
-            )
-    print(table(rows, threshold, source))
+        p, score, flagged = run_model(np.stack(images), batch_size=args.batch_size)
+        rows = prediction_rows(ok, p, score, flagged, threshold)
+    print(table(rows, threshold, source, gate_threshold))
     if args.cam and ok:  # --onnx with --cam was refused above, so clf is the checkpoint
         write_heatmaps(clf, np.stack(images), ok, args.cam)
     if args.csv:
         write_text(args.csv, to_csv(rows))
     if args.json:
-        doc = {"threshold": threshold, "threshold_from": source, "predictions": rows}
+        doc = {
+            "threshold": threshold,
+            "threshold_from": source,
+            "gate_threshold": gate_threshold,
+            "predictions": rows,
+        }
         write_text(args.json, json.dumps(doc, indent=2) + "\n")
     if failed:
         print(f"{failed} of {len(files)} files failed", file=sys.stderr)
@@ -132,24 +162,34 @@ def write_heatmaps(clf, images, paths: list[Path], out: Path) -> None:
     print(f"heatmaps: {len(paths)} in {out}", file=sys.stderr)
 
 
-def table(rows: list[dict], threshold: float, source: str) -> str:
+def table(
+    rows: list[dict], threshold: float, source: str, gate_threshold: float | None = None
+) -> str:
     width = max([len(r["file"]) for r in rows] + [4])
     lines = [
         f"threshold {threshold:g} ({source})",
-        f"{'file':<{width}}  {'P(normal)':>9}  {'P(pneumonia)':>12}  label",
+        gate_line(gate_threshold),
+        f"{'file':<{width}}  {'P(normal)':>9}  {'P(pneumonia)':>12}  {'OOD score':>9}  "
+        f"{'gate':<7}  label",
     ]
     for r in rows:
+        score = "-" if r["ood_score"] is None else f"{r['ood_score']:.2f}"
         lines.append(
-            f"{r['file']:<{width}}  {r['p_normal']:>9.6f}  {r['p_pneumonia']:>12.6f}  {r['label']}"
+            f"{r['file']:<{width}}  {r['p_normal']:>9.6f}  {r['p_pneumonia']:>12.6f}  "
+            f"{score:>9}  {r['gate']:<7}  {r['label'] or '—'}"
         )
     return "\n".join(lines)
 
 
+CSV_COLUMNS = ["file", "p_normal", "p_pneumonia", "ood_score", "gate", "label"]
+
+
 def to_csv(rows: list[dict]) -> str:
+    """The rows as CSV: an absent score and a withheld label are empty cells."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, ["file", "p_normal", "p_pneumonia", "label"], lineterminator="\n")
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: "" if r[k] is None else r[k] for k in CSV_COLUMNS} for r in rows)
     return out.getvalue()
 
 

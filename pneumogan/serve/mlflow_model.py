@@ -1,4 +1,6 @@
-"""The evaluated classifier as an MLflow model: uint8 images in, P(normal) and P(pneumonia) out.
+"""The evaluated classifier as an MLflow model: uint8 images in, P(normal) and P(pneumonia) out,
+and, for a checkpoint with an input gate, the gate's score (`ood_score`) and decision
+(`ood_flag`: true when the image does not look like the training X-rays).
 
 A pyfunc model around the pipeline's own checkpoint and code (the package travels inside the
 model), so `mlflow.pyfunc.load_model` and `mlflow models serve` preprocess exactly as
@@ -32,7 +34,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 import pneumogan
 from pneumogan.classify.checkpoint import load_classifier
-from pneumogan.classify.predictor import predict_proba
+from pneumogan.classify.predictor import predict
 
 ENTRY = Path(__file__).with_name("mlflow_entry.py")  # runs at load: no pickle in the model
 ARTIFACT = "checkpoint"  # the safetensors file inside the MLflow model
@@ -109,8 +111,28 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: np.ndarray, params: dict | None = None
     ) -> pd.DataFrame:  # an ndarray hint: MLflow infers nothing from it, `pixels` checks
         images = pixels(model_input, self.clf.transform.size)
-        p = predict_proba(self.clf, images, batch_size=256)
-        return pd.DataFrame({"p_normal": 1.0 - p, "p_pneumonia": p})
+        out = predict(self.clf, images, batch_size=256)
+        frame = {"p_normal": 1.0 - out.p, "p_pneumonia": out.p}
+        if out.score is not None:  # a checkpoint older than the gate answers without it
+            frame.update(ood_score=out.score, ood_flag=out.flagged)
+        return pd.DataFrame(frame)
+
+
+def metadata(clf: Any) -> dict[str, Any]:
+    """The MLmodel's `metadata`: what the model takes, and its gate's threshold (if any)."""
+    size = clf.transform.size
+    out: dict[str, Any] = {
+        "input": f"uint8 grayscale images, shape (N, {size}, {size}), integers 0..255",
+        "image_size": size,
+    }
+    if clf.gate is not None:
+        out["gate"] = {
+            "method": clf.gate.info["method"],
+            "threshold": clf.gate.threshold,
+            "ood_flag": "true when ood_score is above the threshold: the image does not look "
+            "like the chest X-rays the model learned from",
+        }
+    return out
 
 
 def log_classifier(
@@ -132,7 +154,6 @@ def log_classifier(
         pip_warning.addFilter(_NoPipVersion())
     model = ClassifierModel()
     model.load_context(SimpleNamespace(artifacts={ARTIFACT: str(checkpoint)}))
-    size = model.clf.transform.size
     outputs = infer_signature(example, model.predict(None, example)).outputs
     return mlflow.pyfunc.log_model(
         name=NAME,
@@ -141,10 +162,7 @@ def log_classifier(
         code_paths=[str(Path(pneumogan.__file__).parent)],
         signature=ModelSignature(outputs=outputs),
         input_example=example,
-        metadata={
-            "input": f"uint8 grayscale images, shape (N, {size}, {size}), integers 0..255",
-            "image_size": size,
-        },
+        metadata=metadata(model.clf),
         registered_model_name=register_as,
         pip_requirements=[
             f"torch=={torch.__version__.split('+')[0]}",

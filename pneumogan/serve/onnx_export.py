@@ -1,8 +1,10 @@
 """The classifier as one ONNX graph: uint8 pixels in, P(pneumonia) out (torch's dynamo exporter).
 
 The graph wraps the network with its checkpoint's pixel map and the sigmoid, so the exported
-model needs no preprocessing code; the batch dimension is dynamic. Weights are kept inside
-the one file, so two exports of the same checkpoint give the same bytes.
+model needs no preprocessing code; the batch dimension is dynamic. A checkpoint with an input
+gate adds two outputs: the gate's score (`ood_score`, float32) and its decision (`ood_flag`,
+true above the threshold, which the description also holds). Weights are kept inside the one
+file, so two exports of the same checkpoint give the same bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import nn
 from pneumogan.classify.checkpoint import Classifier
 from pneumogan.core.choices import LABELS
 from pneumogan.core.files import atomic_path
-from pneumogan.serve.onnx_runtime import INPUT, META_KEY, OUTPUT
+from pneumogan.serve.onnx_runtime import FLAG, INPUT, META_KEY, OUTPUT, SCORE
 
 STACK_TRACE = "pkg.torch.onnx.stack_trace"  # node metadata naming source files by path
 
@@ -39,11 +41,26 @@ class PixelsToProbability(nn.Module):
         return torch.sigmoid(self.net(x))
 
 
+class PixelsToGatedProbability(PixelsToProbability):
+    """uint8 N×S×S → (P(pneumonia) N, the gate's score N, its flag N), as the predictor
+    computes them."""
+
+    def __init__(self, clf: Classifier) -> None:
+        super().__init__(clf)
+        self.gate = clf.gate
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = pixels.float().mul(self.scale).add(self.low).unsqueeze(1)
+        score = self.gate(self.net.features(x))
+        return torch.sigmoid(self.net(x)), score, self.gate.flag(score)
+
+
 def export_onnx(clf: Classifier, path: Path, opset: int) -> None:
     """Write `clf` as an ONNX file at `path` (whole or not at all)."""
     for noisy in ("onnx_ir", "onnxscript"):  # per-pass INFO lines of the exporter's optimiser
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    wrapped = PixelsToProbability(clf).eval()
+    gated = clf.gate is not None
+    wrapped = (PixelsToGatedProbability(clf) if gated else PixelsToProbability(clf)).eval()
     size = clf.transform.size
     example = torch.zeros(2, size, size, dtype=torch.uint8)
     with warnings.catch_warnings():  # torch.export's own pytree deprecation, not ours
@@ -53,7 +70,7 @@ def export_onnx(clf: Classifier, path: Path, opset: int) -> None:
             (example,),
             dynamo=True,
             input_names=[INPUT],
-            output_names=[OUTPUT],
+            output_names=[OUTPUT, SCORE, FLAG] if gated else [OUTPUT],
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             opset_version=opset,
             external_data=False,
@@ -73,6 +90,8 @@ def export_onnx(clf: Classifier, path: Path, opset: int) -> None:
         "labels": {str(k): v for k, v in LABELS.items()},
         "output": "P(pneumonia)",
     }
+    if gated:
+        description["gate"] = clf.gate.info
     onnx.helper.set_model_props(proto, {META_KEY: json.dumps(description, sort_keys=True)})
     onnx.checker.check_model(proto)
     with atomic_path(path) as tmp:
@@ -95,3 +114,17 @@ def parity(p_torch: np.ndarray, p_onnx: np.ndarray, threshold: float) -> dict[st
         "label_flips": int(flips.sum()),
         "n": len(diff),
     }
+
+
+def gate_parity(
+    score_torch: np.ndarray,
+    flag_torch: np.ndarray,
+    score_onnx: np.ndarray,
+    flag_onnx: np.ndarray,
+) -> dict[str, float]:
+    """How far the exported gate is from the checkpoint's: the largest relative difference in
+    score (the score's scale is the model's own) and the decisions that differ."""
+    a, b = np.asarray(score_torch, np.float64), np.asarray(score_onnx, np.float64)
+    relative = np.abs(a - b) / np.maximum(np.abs(a), 1.0)
+    flips = np.asarray(flag_torch, bool) != np.asarray(flag_onnx, bool)
+    return {"gate_max_rel_diff": float(relative.max()), "gate_flips": int(flips.sum())}

@@ -2,8 +2,10 @@
 
 The ONNX graph (written by the `export` stage, `pneumogan.serve.onnx_export`) takes uint8 pixels
 N×S×S and holds the pipeline's whole preprocessing (the checkpoint's fixed pixel map) and
-the final sigmoid, so a consumer needs only images at the model's size. Its description
-(JSON under the `pneumogan` metadata key) names the size, the labels and the network.
+the final sigmoid, so a consumer needs only images at the model's size. A graph of a gated
+checkpoint also returns the input gate's score and decision (`ood_score`, `ood_flag`); one
+exported before the gate existed returns P(pneumonia) alone, and runs ungated. Its description
+(JSON under the `pneumogan` metadata key) names the size, the labels, the network and the gate.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pneumogan.core.errors import DataError
 
 META_KEY = "pneumogan"
 INPUT, OUTPUT = "pixels", "p_pneumonia"
+SCORE, FLAG = "ood_score", "ood_flag"  # the gate's outputs, when the checkpoint had a gate
+GATED = [OUTPUT, SCORE, FLAG]
 
 
 @dataclass
@@ -28,8 +32,15 @@ class OnnxClassifier:
     size: int  # image side the graph takes, in px
     meta: dict[str, Any]
 
-    def predict_proba(self, images: np.ndarray, *, batch_size: int) -> np.ndarray:
-        """P(pneumonia) for each uint8 image (N×size×size)."""
+    @property
+    def gated(self) -> bool:
+        return "gate" in self.meta
+
+    @property
+    def gate_threshold(self) -> float | None:
+        return float(self.meta["gate"]["threshold"]) if self.gated else None
+
+    def _run(self, names: list[str], images: np.ndarray, batch_size: int) -> list[np.ndarray]:
         if images.ndim != 3 or images.shape[1:] != (self.size, self.size):
             raise DataError(
                 f"images of shape {images.shape[1:]} for a model built for "
@@ -37,10 +48,28 @@ class OnnxClassifier:
             )
         pixels = np.ascontiguousarray(images, dtype=np.uint8)
         out = [
-            self.session.run([OUTPUT], {INPUT: pixels[i : i + batch_size]})[0]
+            self.session.run(names, {INPUT: pixels[i : i + batch_size]})
             for i in range(0, len(pixels), batch_size)
         ]
-        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        empty = {OUTPUT: np.zeros(0), SCORE: np.zeros(0), FLAG: np.zeros(0, bool)}
+        return [
+            np.concatenate([o[k] for o in out]) if out else empty[name]
+            for k, name in enumerate(names)
+        ]
+
+    def predict_proba(self, images: np.ndarray, *, batch_size: int) -> np.ndarray:
+        """P(pneumonia) for each uint8 image (N×size×size)."""
+        return self._run([OUTPUT], images, batch_size)[0].astype(np.float64)
+
+    def predict(
+        self, images: np.ndarray, *, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(P(pneumonia), the gate's score, its flag) for each uint8 image; the last two are
+        None for a graph without a gate."""
+        if not self.gated:
+            return self.predict_proba(images, batch_size=batch_size), None, None
+        p, score, flag = self._run(GATED, images, batch_size)
+        return p.astype(np.float64), score.astype(np.float64), flag.astype(bool)
 
 
 def load_onnx(path: str | Path, producer: str = "export") -> OnnxClassifier:
@@ -62,8 +91,9 @@ def load_onnx(path: str | Path, producer: str = "export") -> OnnxClassifier:
             f"{path}: not a pneumogan ONNX model ({type(err).__name__}: {err}); {fix}"
         ) from None
     names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-    if names != ([INPUT], [OUTPUT]):
+    want = ([INPUT], GATED if "gate" in meta else [OUTPUT])
+    if names != want:
         raise DataError(
-            f"{path}: graph has inputs/outputs {names}, expected {INPUT}/{OUTPUT}; {fix}"
+            f"{path}: graph has inputs/outputs {names}, expected {want[0]}/{want[1]}; {fix}"
         )
     return OnnxClassifier(session, size, meta)

@@ -14,9 +14,9 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from pneumogan.classify.checkpoint import save_classifier
-from pneumogan.classify.predictor import predict_proba
+from pneumogan.classify.predictor import predict, predict_proba
 from pneumogan.serve.mlflow_model import log_classifier
-from tests.conftest import make_images, tiny_classifier
+from tests.conftest import make_images, tiny_classifier, tiny_gated_classifier, xray_split
 from tests.servers.launch import free_port, start, stop, wait_for_http
 
 
@@ -58,6 +58,28 @@ def test_signature_gives_the_outputs_the_metadata_the_input_and_the_model_holds_
     files = {p.name for p in (d / "art").rglob("*") if p.is_file()}
     assert "mlflow_entry.py" in files and "clf.safetensors" in files
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".pt"))]
+
+
+def test_a_gated_model_answers_the_gates_score_and_decision(tmp_path):
+    """A checkpoint with an input gate: two more columns, the predictor's own score and
+    decision, and the threshold in the MLmodel's metadata."""
+    clf = tiny_gated_classifier()
+    save_classifier(tmp_path / "gated.safetensors", clf)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("gated", artifact_location=(tmp_path / "art").as_uri())
+    rng = np.random.default_rng(4)
+    images = np.concatenate([xray_split(6, rng)[0], np.zeros((1, 28, 28), np.uint8)])
+    with mlflow.start_run(experiment_id=experiment):
+        info = log_classifier(tmp_path / "gated.safetensors", images[:2])
+    columns = ["p_normal", "p_pneumonia", "ood_score", "ood_flag"]
+    assert info.signature.outputs.input_names() == columns
+    assert info.metadata["gate"]["threshold"] == clf.gate.threshold
+    out = mlflow.pyfunc.load_model(info.model_uri).predict(images)
+    want = predict(clf, images, batch_size=8)
+    assert list(out.columns) == columns
+    np.testing.assert_allclose(out["p_pneumonia"], want.p, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(out["ood_score"], want.score, rtol=1e-6)
+    assert out["ood_flag"].tolist() == want.flagged.tolist() and out["ood_flag"].iloc[-1]
 
 
 WANT = "send 8-bit grayscale images, integers 0..255, shape (N, 28, 28)"

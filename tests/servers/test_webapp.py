@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from pneumogan.serve import app, cli
-from tests.conftest import make_images
+from tests.conftest import make_xrays
 from tests.servers.launch import free_port, start, stop, wait_for_http
 
 CHROMIUM = "/usr/bin/chromium"
@@ -132,13 +132,29 @@ def test_the_operating_point_has_sensitivity_specificity_and_intervals():
 
 
 def test_the_results_csv_holds_no_label_nor_ground_truth():
-    text = app.results_csv(["a.png", "true_normal,b.png"], [0.25, 0.5], 0.5)
+    calls = [
+        {"p_pneumonia": 0.25, "ood_score": 3.5, "gate": "pass", "label": "normal"},
+        {"p_pneumonia": 0.5, "ood_score": 4.25, "gate": "pass", "label": "pneumonia"},
+        {"p_pneumonia": 0.9, "ood_score": 80.0, "gate": "flagged", "label": None},
+        {"p_pneumonia": 0.9, "ood_score": None, "gate": "absent", "label": "pneumonia"},
+    ]
+    text = app.results_csv(["a.png", "true_normal,b.png", "black.png", "old.png"], calls, 0.5)
     rows = list(csv.reader(io.StringIO(text)))
     assert rows == [
-        ["file", "p_pneumonia", "call", "threshold"],
-        ["a.png", "0.250000", "normal", "0.5"],
-        ["true_normal,b.png", "0.500000", "pneumonia", "0.5"],
+        ["file", "p_pneumonia", "ood_score", "gate", "call", "threshold"],
+        ["a.png", "0.250000", "3.5", "pass", "normal", "0.5"],
+        ["true_normal,b.png", "0.500000", "4.25", "pass", "pneumonia", "0.5"],
+        ["black.png", "0.900000", "80", "flagged", "", "0.5"],  # no call
+        ["old.png", "0.900000", "", "absent", "pneumonia", "0.5"],
     ]
+
+
+def test_a_flagged_image_says_why_it_gets_no_call():
+    text = app.flag_text(81.25, 4.5)
+    assert text.startswith("This image does not look like the chest X-rays the model learned")
+    assert "score 81.25 is above the gate's threshold 4.5. No call is made" in text
+    bar = app.bar_html(0.97, 0.5, app.NO_CALL)
+    assert "background:#95a5a6" in bar and f": {app.NO_CALL}" in bar  # grey: no call
 
 
 def test_grad_cam_states_its_shared_scale():
@@ -162,7 +178,7 @@ def test_importing_the_app_is_light():
 
 
 @pytest.mark.slow
-def test_app_in_a_real_browser(tmp_path, model_file, metrics_file):
+def test_app_in_a_real_browser(tmp_path, gated_model_file, metrics_file):
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -170,10 +186,17 @@ def test_app_in_a_real_browser(tmp_path, model_file, metrics_file):
 
     pics = tmp_path / "pics"
     pics.mkdir()
+    model_file = gated_model_file  # fitted on X-ray-like images (make_xrays)
     rng = np.random.default_rng(3)
-    images = list(make_images(np.array([0, 1]), rng))
-    images.append(make_images(np.array([1]), rng, size=96)[0, 16:80])  # 96 wide, 64 high
-    good = [pics / "normal_case.png", pics / "pneumonia-case.png", pics / "wide scan.png"]
+    images = list(make_xrays(np.array([0, 1]), rng))
+    images.append(make_xrays(np.array([1]), rng, size=96)[0, 16:80])  # 96 wide, 64 high
+    images.append(np.zeros((28, 28), np.uint8))  # flagged by the gate: no call
+    good = [
+        pics / "normal_case.png",
+        pics / "pneumonia-case.png",
+        pics / "wide scan.png",
+        pics / "black.png",
+    ]
     for path, image in zip(good, images, strict=True):
         Image.fromarray(image).save(path)
     bad = pics / "bad.png"
@@ -182,10 +205,10 @@ def test_app_in_a_real_browser(tmp_path, model_file, metrics_file):
     args = ["--model", str(model_file), "--metrics", str(metrics_file), "--json", str(out)]
     assert cli.run(["predict", *map(str, good), *args]) == 0
     expected = {
-        Path(r["file"]).name: (r["p_pneumonia"], r["label"])
+        Path(r["file"]).name: (r["p_pneumonia"], r["label"] or app.NO_CALL)
         for r in json.loads(out.read_text())["predictions"]
     }
-    assert set(expected) == {p.name for p in good}
+    assert set(expected) == {p.name for p in good} and expected["black.png"][1] == app.NO_CALL
 
     port, scratch, log = free_port(), tmp_path / "tmp", tmp_path / "streamlit.log"
     scratch.mkdir()
@@ -230,6 +253,10 @@ def drive(page, expect, port, files, expected, case, tmp_path) -> None:
     errors = page.locator('[data-testid="stAlertContentError"]')
     expect(errors).to_have_count(1)
     expect(errors).to_contain_text("bad.png: not an image this reader knows")
+    # the black image: flagged, with the reason, and no call
+    flagged = page.locator('[class*="st-key-result_"]').filter(has_text="black.png")
+    expect(flagged.get_by_text("Flagged: not like the training X-rays")).to_be_visible()
+    expect(flagged.get_by_text("does not look like the chest X-rays the model")).to_be_visible()
 
     # the threshold is marked on each bar, where 0.5 lies on it, and named
     bars = page.locator(".pg-bar")
@@ -286,11 +313,14 @@ def drive(page, expect, port, files, expected, case, tmp_path) -> None:
     text = saved.read_text()
     assert case not in text and "4711" not in text
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == ["file", "p_pneumonia", "call", "threshold"]
-    got = {r["file"]: (float(r["p_pneumonia"]), r["call"], r["threshold"]) for r in rows}
+    assert list(rows[0]) == app.CSV_COLUMNS
+    got = {
+        r["file"]: (float(r["p_pneumonia"]), r["call"] or app.NO_CALL, r["threshold"]) for r in rows
+    }
     assert set(got) == set(expected)
     for name, (p, label) in expected.items():
         assert got[name][1:] == (label, "0.5") and got[name][0] == pytest.approx(p, abs=1e-6)
+    assert {r["file"]: r["gate"] for r in rows}["black.png"] == "flagged"
 
     page.get_by_role("button", name="New session").click()
     expect(results).to_have_count(0, timeout=15_000)

@@ -20,8 +20,9 @@ from pneumogan.core.errors import DataError, ParamsError
 from pneumogan.core.params import PIPELINE_FILE, load_params, stage_slice
 from pneumogan.data import medmnist
 from pneumogan.data.contract import load_sources, load_split
+from pneumogan.evaluate import ood
 from pneumogan.generate.checkpoint import load_generator
-from pneumogan.serve import cli, onnx_runtime
+from pneumogan.serve import app, cli, mlflow_model, onnx_runtime
 from pneumogan.serve.onnx_runtime import load_onnx
 from stages import check_params, download, evaluate, export, split, synthesize, train, train_gan
 from tests.conftest import ROOT, make_medmnist, tiny_params
@@ -200,7 +201,14 @@ def test_train_and_evaluate_outputs(run_dir):
     vt = scores["at_val_threshold"]
     assert 0 < vt["threshold"] <= 1 and vt["tp"] + vt["fp"] + vt["tn"] + vt["fn"] == 16
     predictions = pd.read_csv(run_dir / "metrics/eval/predictions.csv")
-    assert list(predictions.columns) == ["split", "index", "actual", "predicted", "probability"]
+    assert list(predictions.columns) == [
+        "split",
+        "index",
+        "actual",
+        "predicted",
+        "probability",
+        "ood_score",
+    ]
     assert set(predictions["actual"]) == {"normal", "pneumonia"}
     # Rows in the raw file's order: a row is found again by its split and index there.
     assert predictions.equals(predictions.sort_values(["split", "index"]))
@@ -218,6 +226,27 @@ def test_train_and_evaluate_outputs(run_dir):
         "specificity",
     ]
     assert all(headline[k] == scores[k] for k in headline)
+    # the input gate, fitted by train on the real training split
+    gate = scores["gate"]
+    assert set(gate) == {
+        "threshold",
+        "val_pass_rate",
+        "test_pass_rate",
+        "test_pass_rate_normal",
+        "test_pass_rate_pneumonia",
+        "non_xray_flag_rate",
+        "flag_rate",
+        "n_per_kind",
+    }
+    assert set(gate["flag_rate"]) == set(ood.KINDS) and gate["n_per_kind"] == ood.PER_KIND
+    assert gate["val_pass_rate"] >= tiny_params()["train"]["gate_pass_rate"]
+    rates = [gate["test_pass_rate"], gate["non_xray_flag_rate"], *gate["flag_rate"].values()]
+    assert all(0 <= r <= 1 for r in rates)
+    clf = load_classifier(run_dir / "models/classifier.safetensors")
+    assert clf.gate.info["n_train"] == 48  # the real training split, not the fused set (72)
+    assert clf.gate.threshold == gate["threshold"]
+    flagged = predictions["ood_score"] > gate["threshold"]
+    assert 1 - flagged.mean() == pytest.approx(gate["test_pass_rate"], abs=1e-6)
 
 
 def test_explain_draws_the_gradcam_grid(run_dir):
@@ -389,17 +418,19 @@ def test_export_writes_an_onnx_graph_that_agrees_with_the_checkpoint(run_dir):
     scores = json.loads((run_dir / "metrics/export.json").read_text())
     assert scores["n"] == 16 and scores["label_flips"] == 0
     assert 0 <= scores["max_abs_diff"] <= 1e-5
+    assert scores["gate_flips"] == 0 and 0 <= scores["gate_max_rel_diff"] <= 1e-5
     graph = load_onnx(run_dir / "models/classifier.onnx")
     assert graph.size == 28 and graph.meta["transform"]["low"] == -1.0
 
 
 def test_export_over_the_parity_limit_fails_and_writes_nothing(tmp_path, run_dir, monkeypatch):
-    real = onnx_runtime.OnnxClassifier.predict_proba
+    real = onnx_runtime.OnnxClassifier.predict
 
     def off_by_a_bit(self, images, *, batch_size):
-        return real(self, images, batch_size=batch_size) + 1e-3
+        p, score, flag = real(self, images, batch_size=batch_size)
+        return p + 1e-3, score, flag
 
-    monkeypatch.setattr(onnx_runtime.OnnxClassifier, "predict_proba", off_by_a_bit)
+    monkeypatch.setattr(onnx_runtime.OnnxClassifier, "predict", off_by_a_bit)
     out, metrics = tmp_path / "models/classifier.onnx", tmp_path / "export.json"
     argv = stage_args(run_dir, "export", out=out, metrics=metrics)
     with pytest.raises(DataError, match=r"over export\.max_abs_diff"):
@@ -425,6 +456,77 @@ def test_predict_onnx_gives_the_checkpoints_probabilities(tmp_path, run_dir):
     limit = load_params(run_dir / "params.yaml").export.max_abs_diff
     np.testing.assert_allclose(got["onnx"], got["torch"], rtol=0, atol=limit)
     assert len(got["onnx"]) == 16
+
+
+def test_an_export_whose_gate_disagrees_fails_and_writes_nothing(tmp_path, run_dir, monkeypatch):
+    """The export stage compares the gate's scores and decisions too."""
+    real = onnx_runtime.OnnxClassifier.predict
+
+    def flips_one(self, images, *, batch_size):
+        p, score, flag = real(self, images, batch_size=batch_size)
+        flag = flag.copy()
+        flag[0] = not flag[0]
+        return p, score, flag
+
+    monkeypatch.setattr(onnx_runtime.OnnxClassifier, "predict", flips_one)
+    out, metrics = tmp_path / "models/classifier.onnx", tmp_path / "export.json"
+    with pytest.raises(DataError, match=r"input gate differs .* 1 decision\(s\)"):
+        export.main(stage_args(run_dir, "export", out=out, metrics=metrics))
+    assert not out.exists() and not metrics.exists()
+
+
+def test_cli_onnx_mlflow_and_app_agree_on_the_whole_test_split(tmp_path, run_dir):
+    """Issue #32's done-when: the same P(pneumonia) and the same gate decision from
+    `pneumogan predict` (torch and --onnx), the MLflow model and the app, on every test image,
+    and the scores evaluate wrote."""
+    images, _ = load_split(run_dir / "data/split/test.npz")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(pics / f"test_{i:03d}.png")
+    metrics = str(run_dir / "metrics/eval.json")
+    model = run_dir / "models/classifier.safetensors"
+    got = {}
+    for name, path, extra in (
+        ("torch", model, []),
+        ("onnx", run_dir / "models/classifier.onnx", ["--onnx"]),
+    ):
+        out = tmp_path / f"{name}.json"
+        argv = ["predict", str(pics), "--model", str(path), "--metrics", metrics]
+        assert cli.run([*argv, *extra, "--json", str(out)]) == 0
+        rows = json.loads(out.read_text())["predictions"]
+        got[name] = (
+            np.array([r["p_pneumonia"] for r in rows]),
+            np.array([r["ood_score"] for r in rows]),
+            [r["gate"] == "flagged" for r in rows],
+            [r["label"] for r in rows],
+        )
+    mlflow.set_experiment("gate-parity")
+    with mlflow.start_run():
+        info = mlflow_model.log_classifier(model, images[:2])
+    frame = mlflow.pyfunc.load_model(info.model_uri).predict(images)
+    clf = load_classifier(model)
+    threshold = json.loads((run_dir / "metrics/eval.json").read_text())["threshold"]
+    shown = app.calls(clf, images, threshold)
+    p, score, flags, labels = got["torch"]
+    limit = load_params(run_dir / "params.yaml").export.max_abs_diff
+    np.testing.assert_allclose(got["onnx"][0], p, rtol=0, atol=limit)
+    np.testing.assert_allclose(got["onnx"][1], score, rtol=limit)
+    np.testing.assert_allclose(frame["p_pneumonia"], p, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(frame["ood_score"], score, rtol=1e-6)
+    np.testing.assert_allclose([r["ood_score"] for r in shown], score, rtol=1e-6)
+    assert got["onnx"][2] == flags == frame["ood_flag"].tolist()
+    assert [r["gate"] == "flagged" for r in shown] == flags
+    assert got["onnx"][3] == labels == [r["label"] for r in shown]
+    # predictions.csv is in the raw file's order, the split in its own
+    with (run_dir / "metrics/eval/predictions.csv").open() as f:
+        by_image = {(r["split"], int(r["index"])): float(r["ood_score"]) for r in csv.DictReader(f)}
+    sources = load_sources(run_dir / "data/split/test.npz")
+    evaluated = [
+        by_image[(str(s), int(i))]
+        for s, i in zip(sources["source_split"], sources["source_index"], strict=True)
+    ]
+    np.testing.assert_allclose(evaluated, score, rtol=1e-5, atol=1e-5)
 
 
 def test_train_gan_and_synthesize_with_the_diffusion_variant(tmp_path, run_dir):

@@ -191,7 +191,13 @@ def test_predict_matches_the_predictor_and_reports_bad_files(
     assert [r["label"] for r in doc["predictions"]] == [
         "pneumonia" if p >= 0.5 else "normal" for p in expected
     ]
-    assert out_csv.read_text().splitlines()[0] == "file,p_normal,p_pneumonia,label"
+    # a model without an input gate (older than it): every image called, the gate absent
+    lines = out_csv.read_text().splitlines()
+    assert lines[0] == "file,p_normal,p_pneumonia,ood_score,gate,label"
+    assert all(line.endswith((",,absent,normal", ",,absent,pneumonia")) for line in lines[1:])
+    assert [r["gate"] for r in doc["predictions"]] == ["absent"] * 4
+    assert doc["gate_threshold"] is None
+    assert captured.out.splitlines()[1].startswith("gate: absent")
     assert len(out_csv.read_text().splitlines()) == 5
     (folder / "broken.png").unlink()
     assert cli.run(args) == 0

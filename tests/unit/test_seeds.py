@@ -45,6 +45,7 @@ def test_spawn_keys_are_never_renumbered():
         "eda": 14,
         "synthesis_probe": 15,
         "quality_per_class": 16,
+        "evaluate_ood": 17,
     }
 
 
