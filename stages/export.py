@@ -2,8 +2,9 @@
 
 The largest |difference| in P(pneumonia) between onnxruntime and torch is the stage's metric;
 above `export.max_abs_diff` the stage fails and writes nothing. For a checkpoint with an input
-gate, the gate's scores are compared too (largest relative difference, the same limit) and its
-decisions must agree on every test image.
+gate, its decisions must agree on every test image; the largest relative difference in its
+score is recorded beside them (float32 sums in another order move a whitened distance by more
+than a probability, so the score is not held to `export.max_abs_diff`).
 """
 
 from __future__ import annotations
@@ -64,12 +65,11 @@ def run(args: argparse.Namespace, cfg: StageParams) -> None:
                     scores["gate_max_rel_diff"],
                     scores["gate_flips"],
                 )
-                if scores["gate_max_rel_diff"] > limit or scores["gate_flips"]:
+                if scores["gate_flips"]:
                     raise DataError(
-                        f"the ONNX export's input gate differs from the checkpoint's: scores by "
-                        f"up to {scores['gate_max_rel_diff']:.3g} (relative; export.max_abs_diff "
-                        f"= {limit:g}), {scores['gate_flips']} decision(s) on the test split; "
-                        "nothing written"
+                        f"the ONNX export's input gate decides otherwise than the checkpoint's on "
+                        f"{scores['gate_flips']} test image(s) (scores differ by up to "
+                        f"{scores['gate_max_rel_diff']:.3g}, relative); nothing written"
                     )
             candidate.replace(args.out)
         write_json(args.metrics, scores)

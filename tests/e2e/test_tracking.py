@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,8 @@ def main(argv):
             raise RuntimeError("probe failed")
         if os.environ.get("PROBE_HANG") == name:
             Path("hanging").write_text(str(os.getpid()))
-            time.sleep(300)
+            for _ in range(3000):  # short sleeps: a SIGINT taken by another thread still lands
+                time.sleep(0.1)
         Path(out).write_text(parent.info.status)
 
 
@@ -124,6 +126,14 @@ def ended(proc: subprocess.Popen, timeout: float) -> str:
         pytest.fail(f"dvc still running {timeout:g} s after the signal; its group:\n{ps}")
 
 
+def signal_masks(pid: int) -> str:
+    """The kernel's view of a process's signals (blocked, ignored, caught; SIGINT is bit 2)
+    and its process group, for a failure message."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    masks = [line for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+    return f"pgid {os.getpgid(pid)}, " + ", ".join(masks)
+
+
 def hang_in_b(repo, env) -> subprocess.Popen:
     """`dvc repro` of stage b in its own process group (a terminal's foreground job), once b
     hangs."""
@@ -172,9 +182,10 @@ def test_a_failing_stage_fails_the_parent(probe):
 def test_ctrl_c_prints_one_line_and_kills_the_parent(probe):
     repo, env = probe
     proc = hang_in_b(repo, env)
+    masks = signal_masks(int((repo / "hanging").read_text()))
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
     log = ended(proc, 600)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, f"the stage ran to its end through Ctrl-C; its signals: {masks}"
     assert "interrupted: stage b stopped (Ctrl-C)" in log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
     parent, stages = runs(repo)
